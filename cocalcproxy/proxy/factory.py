@@ -1,0 +1,164 @@
+"""The listening side: per-listener factory, per-process connection tracker.
+
+``ProxyFactory`` builds an ``HttpFront`` per accepted connection and gives it
+what it needs (config, router, backend pool, peer facts).  ``ConnectionTracker``
+holds every open client connection of the process: it enforces
+``--max-connections`` at accept time and runs the one timer that checks every
+connection's deadline (header and idle timeouts) — one timer for all
+connections instead of one per connection keeps an idle connection small.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .. import limits
+from ..routing.forwarding import Peer
+from ..routing.types import Local, Route
+from . import errors as pages
+from .front import HttpFront
+
+log = Logger()
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+DEFAULT_TRUSTED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Per-process settings every role shares (SPEC §2)."""
+
+    connect_timeout: float = limits.CONNECT_TIMEOUT
+    header_timeout: float = limits.HEADER_TIMEOUT
+    idle_timeout: float = limits.IDLE_TIMEOUT
+    max_header_bytes: int = limits.MAX_HEADER_BYTES
+    max_response_head: int = limits.MAX_RESPONSE_HEAD
+    max_connections: int = limits.MAX_CONNECTIONS
+    trusted_proxies: tuple[IPNetwork, ...] = field(default=DEFAULT_TRUSTED)
+
+
+class ConnectionTracker:
+    """Every open client connection of this process, and their deadlines."""
+
+    def __init__(self, clock, max_connections: int, pool=None, interval: float = 1.0) -> None:
+        self.clock = clock
+        self.max_connections = max_connections
+        self.pool = pool
+        self.interval = interval
+        self.connections: set = set()
+        self._loop: LoopingCall | None = None
+
+    def admit(self) -> bool:
+        return len(self.connections) < self.max_connections
+
+    def add(self, conn) -> None:
+        self.connections.add(conn)
+
+    def remove(self, conn) -> None:
+        self.connections.discard(conn)
+
+    def start(self) -> None:
+        if self._loop is None:
+            self._loop = LoopingCall(self.sweep)
+            self._loop.clock = self.clock
+            self._loop.start(self.interval, now=False)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def sweep(self) -> None:
+        now = self.clock.seconds()
+        for conn in [c for c in self.connections if c.deadline <= now]:
+            try:
+                conn.timed_out(now)
+            except Exception:  # noqa: BLE001 - one bad connection must not stop the sweep
+                log.failure("timeout handling failed for {conn}", conn=conn)
+        if self.pool is not None:
+            self.pool.sweep()
+
+
+class ProxyFactory(Factory):
+    """Builds the client-side protocol for one listener."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        reactor,
+        config: ProxyConfig,
+        router: Callable[[object], Route],
+        tracker: ConnectionTracker,
+        pool,
+        proto: bytes = b"http",
+        local_pages: Callable | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.clock = reactor
+        self.config = config
+        self.router = router
+        self.tracker = tracker
+        self.pool = pool
+        self.proto = proto
+        self.local_pages = local_pages
+        self._peers: dict[str, Peer] = {}
+        self._port: bytes | None = None
+
+    def buildProtocol(self, addr):
+        tracker = self.tracker
+        if not tracker.admit():
+            return None  # the listening port closes the socket at once
+        proto = HttpFront(self)
+        tracker.add(proto)
+        return proto
+
+    def route(self, req) -> Route:
+        return self.router(req)
+
+    def peer_for(self, transport) -> Peer:
+        """The (cached) ``Peer`` for a connection: address, trusted or not, listener facts."""
+        port = self._port
+        if port is None:
+            host = transport.getHost()
+            port = self._port = str(getattr(host, "port", "") or "").encode()
+        addr = transport.getPeer()
+        if isinstance(addr, (IPv4Address, IPv6Address)):
+            key = addr.host
+        else:
+            key = ""
+        peer = self._peers.get(key)
+        if peer is None:
+            if len(self._peers) > 4096:
+                self._peers.clear()
+            peer = self._peers[key] = Peer(key.encode(), self._trusted(key), self.proto, port)
+        return peer
+
+    def _trusted(self, host: str) -> bool:
+        if not host:
+            return True  # a UNIX-socket peer is a local process
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.config.trusted_proxies)
+
+    def local_response(self, route: Local, req, **opts) -> bytes:
+        if route.name == "healthz":
+            return pages.response(200, b"ok\n", b"text/plain; charset=utf-8", **opts)
+        if self.local_pages is not None:
+            page = self.local_pages(route, req)
+            if page is not None:
+                status, body, ctype = page
+                return pages.response(status, body, ctype, **opts)
+        body, ctype = pages.error_body(404, "No route matches this URL.", pages.wants_json(req.get(b"accept")))
+        return pages.response(404, body, ctype, **opts)

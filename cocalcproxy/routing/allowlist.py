@@ -1,0 +1,46 @@
+"""``host_allowlist`` for ``proxy/HOST:PORT`` routes (SPEC §4).
+
+Either a list of host names / IP addresses with shell-style wildcards
+(``*.example.org``), matched case-insensitively, or a callable
+``(handler, host) -> bool`` as in jupyter-server-proxy.  A callable that raises
+denies the request (and the error is logged by the caller).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+
+DEFAULT_ALLOWLIST = ("localhost", "127.0.0.1")
+
+
+class HostAllowlist:
+    __slots__ = ("patterns", "func")
+
+    def __init__(self, spec: Iterable[str] | Callable | None = None) -> None:
+        self.func: Callable | None = None
+        self.patterns: tuple[str, ...] = ()
+        if spec is None:
+            self.patterns = DEFAULT_ALLOWLIST
+        elif callable(spec):
+            self.func = spec
+        else:
+            if isinstance(spec, (str, bytes)):
+                raise TypeError("host_allowlist must be a list of host patterns or a callable")
+            patterns = []
+            for item in spec:
+                if not isinstance(item, str):
+                    raise TypeError(f"host_allowlist entries must be strings, not {type(item).__name__}")
+                patterns.append(item.lower())
+            self.patterns = tuple(patterns)
+
+    def allows(self, host: str, handler: object = None) -> bool:
+        """``host`` as written in the URL (IPv6 literals with their brackets)."""
+        if self.func is not None:
+            return bool(self.func(handler, host))
+        host = host.lower()
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        for pattern in self.patterns:
+            if fnmatch.fnmatchcase(host, pattern) or fnmatch.fnmatchcase(bare, pattern):
+                return True
+        return False

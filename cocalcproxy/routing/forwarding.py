@@ -1,0 +1,145 @@
+"""Header policy for forwarded requests and relayed responses (SPEC §3).
+
+Pure functions from a parsed head to the bytes of the head to send on.  Every
+header we keep is copied as its raw line (repeated headers stay repeated, in
+order); only the request-target and the headers named here change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..http1.head import RequestHead, ResponseHead
+
+#: SPEC §3 hop-by-hop headers (Transfer-Encoding is kept: we forward chunked
+#: bodies as they are, and drop it only when re-framing).
+HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"))
+_CONNECTION_COMMON = frozenset((b"close", b"keep-alive", b"upgrade"))
+_CONTEXT_HEADERS = (b"X-Forwarded-Context", b"X-ProxyContextPath", b"X-Forwarded-Prefix")
+_CONTEXT_LOWER = frozenset(h.lower() for h in _CONTEXT_HEADERS)
+_XF = b"x-forwarded-"
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Facts about one client connection that the forwarded headers need.
+
+    ``address`` is the peer's IP as text (``b""`` for a UNIX-socket peer),
+    ``trusted`` whether it is inside ``--trusted-proxy``, ``proto`` the
+    listener's scheme and ``port`` its port.
+    """
+
+    address: bytes
+    trusted: bool
+    proto: bytes = b"http"
+    port: bytes = b""
+
+
+def _dropped_names(tokens: list[bytes]) -> frozenset[bytes] | None:
+    """Extra headers named by ``Connection`` (beyond close/keep-alive/upgrade)."""
+    extra = [t for t in tokens if t not in _CONNECTION_COMMON]
+    return frozenset(extra) if extra else None
+
+
+def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path: bytes | None) -> bytes:
+    """The head to send to the backend for ``req``, with request-target ``target``."""
+    extra_drop = _dropped_names(req.connection_tokens)
+    upgrade = req.upgrade
+    trusted = peer.trusted
+    lines = [req.method + b" " + target + b" " + req.version]
+    append = lines.append
+    xff_at = -1
+    seen_xf: set[bytes] = set()
+    for lname, _value, raw in req.headers:
+        if lname in HOP_BY_HOP:
+            if upgrade and lname == b"upgrade":
+                append(raw)
+            continue
+        if extra_drop is not None and lname in extra_drop:
+            continue
+        if lname.startswith(_XF) or lname == b"x-proxycontextpath":
+            if not trusted or (context_path is not None and lname in _CONTEXT_LOWER):
+                continue
+            if lname == b"x-forwarded-for":
+                xff_at = len(lines)
+            seen_xf.add(lname)
+        append(raw)
+    if peer.address:
+        if xff_at >= 0:
+            lines[xff_at] = lines[xff_at].rstrip(b" \t") + b", " + peer.address
+        else:
+            append(b"X-Forwarded-For: " + peer.address)
+    if b"x-forwarded-proto" not in seen_xf:
+        append(b"X-Forwarded-Proto: " + peer.proto)
+    if req.host is not None and b"x-forwarded-host" not in seen_xf:
+        append(b"X-Forwarded-Host: " + req.host)
+    if peer.port and b"x-forwarded-port" not in seen_xf:
+        append(b"X-Forwarded-Port: " + peer.port)
+    if context_path is not None:
+        for name in _CONTEXT_HEADERS:
+            append(name + b": " + context_path)
+    if upgrade:
+        append(b"Connection: upgrade")
+    append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+def rewrite_location(location: bytes, context_path: bytes) -> bytes:
+    """Prefix an absolute-path Location with the context path (SPEC §3), unless it
+    already carries it.  Relative, scheme-relative and full URLs are left alone."""
+    if location[:1] != b"/" or location[:2] == b"//":
+        return location
+    if location.startswith(context_path):
+        after = location[len(context_path) : len(context_path) + 1]
+        if after in (b"", b"/", b"?", b"#"):
+            return location
+    return context_path + location
+
+
+def response_head_bytes(
+    resp: ResponseHead,
+    *,
+    keep_alive: bool,
+    client_is_11: bool,
+    reframe: bool,
+    context_path: bytes | None,
+    upgrade: bool = False,
+) -> bytes:
+    """The head to send to the client.
+
+    ``keep_alive``: whether the client connection stays open after this response
+    (adds ``Connection: close`` otherwise); ``reframe``: the chunked body is being
+    decoded for an HTTP/1.0 client and ends with the connection; ``upgrade``: a
+    101 that switches to a tunnel (the Upgrade header is kept).
+    """
+    extra_drop = _dropped_names(resp.connection_tokens)
+    drop_length = reframe or resp.transfer_encoding
+    rewrite = context_path is not None and 300 <= resp.status < 400
+    lines = [resp.raw_status_line]
+    append = lines.append
+    for lname, value, raw in resp.headers:
+        if lname in HOP_BY_HOP:
+            if upgrade and lname == b"upgrade":
+                append(raw)
+            continue
+        if extra_drop is not None and lname in extra_drop:
+            continue
+        if drop_length:
+            if lname == b"content-length":
+                continue  # TE wins over CL; never forward both (response smuggling)
+            if reframe and lname == b"transfer-encoding":
+                continue
+        if rewrite and lname == b"location":
+            new = rewrite_location(value, context_path)
+            if new is not value:
+                append(b"Location: " + new)
+                continue
+        append(raw)
+    if upgrade:
+        append(b"Connection: upgrade")
+    elif not keep_alive:
+        append(b"Connection: close")
+    elif not client_is_11:
+        append(b"Connection: keep-alive")
+    append(b"\r\n")
+    return b"\r\n".join(lines)

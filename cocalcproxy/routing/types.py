@@ -1,0 +1,62 @@
+"""What a router decides for one request.  Plain values; the Twisted layer carries them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Proxy the request to ``host:port`` with request-target ``target``.
+
+    ``context_path`` is set (without trailing slash) when the route strips a
+    prefix: the backend then gets the context-path headers and 3xx Locations
+    are rewritten (SPEC §3).  ``route`` names the route kind for logs/metrics.
+    """
+
+    host: str
+    port: int
+    target: bytes
+    context_path: bytes | None
+    route: str
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """Proxy to the named server process ``name`` (started on demand).
+
+    ``rest`` is the request-target after the name (``/…``); ``full_target`` the
+    original one, for servers with ``absolute_url``.
+    """
+
+    name: str
+    rest: bytes
+    full_target: bytes
+    context_path: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Answer 301 with this Location (an absolute path, query kept)."""
+
+    location: bytes
+    status: int = 301
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Answer with an error page."""
+
+    status: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """Answer from the proxy itself (``healthz``, the index page, …)."""
+
+    name: str
+    arg: bytes = b""
+
+
+Route = Forward | Named | Redirect | Reject | Local
