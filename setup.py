@@ -34,6 +34,7 @@ setup(
             "hypothesis>=6.100",
             "h11>=0.14",
             "websockets>=12",
+            "pytest-timeout>=2.2",
         ],
     },
     classifiers=[
