@@ -49,3 +49,15 @@ class PauseGate:
 
     def stopProducing(self) -> None:
         pass
+
+
+def unregister(transport) -> None:
+    """``unregisterProducer`` that tolerates "nothing registered".
+
+    Twisted's TCP and TLS transports already do; test transports
+    (``StringTransport``) raise ``RuntimeError``.
+    """
+    try:
+        transport.unregisterProducer()
+    except RuntimeError:
+        pass

@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from ..http1.reader import ResponseReader
 from ..net.fasttcp import connect_tcp, set_nodelay
-from ..net.gate import PauseGate
+from ..net.gate import PauseGate, unregister
 
 log = Logger()
 
@@ -50,7 +50,8 @@ class HttpBack(Protocol):
     def dataReceived(self, data: bytes) -> None:
         front = self.front
         if self.tunnel:
-            front.transport.write(data)
+            if front is not None:
+                front.transport.write(data)
             return
         if front is None:
             # Bytes on an idle pooled connection belong to no request.
@@ -91,10 +92,7 @@ class HttpBack(Protocol):
         if not self.alive:
             return
         self.front = None
-        try:
-            self.transport.unregisterProducer()
-        except Exception:  # noqa: BLE001 - nothing registered is fine
-            pass
+        unregister(self.transport)
         if abort:
             self.transport.abortConnection()
         else:

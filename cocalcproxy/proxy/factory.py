@@ -23,6 +23,7 @@ from .. import limits
 from ..routing.forwarding import Peer
 from ..routing.types import Local, Route
 from . import errors as pages
+from .back import connect_backend
 from .front import HttpFront
 
 log = Logger()
@@ -100,6 +101,7 @@ class ProxyFactory(Factory):
         pool,
         proto: bytes = b"http",
         local_pages: Callable | None = None,
+        connect: Callable | None = None,
     ) -> None:
         self.reactor = reactor
         self.clock = reactor
@@ -109,6 +111,8 @@ class ProxyFactory(Factory):
         self.pool = pool
         self.proto = proto
         self.local_pages = local_pages
+        #: connect(host, port, key) -> Deferred[HttpBack]; injectable for tests.
+        self.connect = connect or self._connect
         self._peers: dict[str, Peer] = {}
         self._port: bytes | None = None
 
@@ -119,6 +123,10 @@ class ProxyFactory(Factory):
         proto = HttpFront(self)
         tracker.add(proto)
         return proto
+
+    def _connect(self, host: str, port: int, key):
+        cfg = self.config
+        return connect_backend(self.reactor, host, port, cfg.connect_timeout, cfg.max_response_head, key)
 
     def route(self, req) -> Route:
         return self.router(req)

@@ -31,11 +31,11 @@ from ..http1.head import RequestHead, ResponseHead
 from ..http1.reader import BODY_UNTIL_CLOSE, END, NEED_DATA, PAUSED, RequestReader
 from ..http1.reader import CLOSED as READER_CLOSED
 from ..net.fasttcp import set_nodelay
-from ..net.gate import BACKPRESSURE, CONNECTING, PIPELINE, PauseGate
+from ..net.gate import BACKPRESSURE, CONNECTING, PIPELINE, PauseGate, unregister
 from ..routing.forwarding import Peer, request_head_bytes, response_head_bytes
 from ..routing.types import Forward, Local, Named, Redirect, Reject
 from . import errors as pages
-from .back import HttpBack, connect_backend, connect_error_status
+from .back import HttpBack, connect_error_status
 
 log = Logger()
 
@@ -209,7 +209,7 @@ class HttpFront(Protocol):
         self.state = CLOSING
         self.deadline = _NEVER
         transport = self.transport
-        transport.unregisterProducer()
+        unregister(transport)
         transport.loseConnection()
 
     def _close_all(self) -> None:
@@ -237,8 +237,7 @@ class HttpFront(Protocol):
     def _connect(self, key) -> None:
         self.state = CONNECTING_STATE
         self.gate.pause(CONNECTING)
-        factory = self.factory
-        d = connect_backend(factory.reactor, key[0], key[1], factory.config.connect_timeout, factory.config.max_response_head, key)
+        d = self.factory.connect(key[0], key[1], key)
         self.connect_d = d
         d.addCallbacks(self._connected, self._connect_failed)
 
@@ -283,7 +282,7 @@ class HttpFront(Protocol):
             self.backend.transport.registerProducer(self.gate, True)
         else:
             if self.backend is not None:
-                self.backend.transport.unregisterProducer()
+                unregister(self.backend.transport)
             self.gate.resume(BACKPRESSURE)
 
     def _pump_request(self, first: bytes | None = None) -> None:
@@ -387,7 +386,7 @@ class HttpFront(Protocol):
         self._feed_backend(False)
         backend, self.backend = self.backend, None
         transport = self.transport
-        transport.unregisterProducer()
+        unregister(transport)
         reusable = self.backend_keep and self.req_done and backend.alive and not backend.read_closed
         backend.front = None
         if reusable:
@@ -445,7 +444,7 @@ class HttpFront(Protocol):
             self._feed_backend(False)
             self.backend = None
             backend.front = None
-            self.transport.unregisterProducer()
+            unregister(self.transport)
             self._connect((self.route.host, self.route.port))
             return
         self._response_failed(502, "The backend closed the connection before answering.")
@@ -486,7 +485,7 @@ class HttpFront(Protocol):
         if dst is backend.transport:
             self._feed_backend(False)
         else:
-            dst.unregisterProducer()
+            unregister(dst)
         dst.loseWriteConnection()
 
     def tunnel_write_closed(self, side) -> None:

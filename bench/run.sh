@@ -1,0 +1,17 @@
+#!/bin/sh
+# Side-by-side benchmark: the shared harness (nginx, configurable-http-proxy,
+# jupyter-server-proxy, websockify, Twisted's proxies) with cocalcproxy from
+# this checkout added as a candidate.  All arguments go to the harness, e.g.
+#   bench/run.sh                                   # every peer, every suite (~15 min)
+#   bench/run.sh --only cocalcproxy,nginx-nobuf --suites http --runs 1
+# COCALCPROXY_BENCH_HARNESS: the harness folder (default ../shared/bench beside the checkout)
+# COCALCPROXY_PYTHON: the Python whose twistd runs the proxy (default .venv/bin/python)
+set -eu
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+HARNESS=${COCALCPROXY_BENCH_HARNESS:-$REPO/../shared/bench}
+PY=${COCALCPROXY_PYTHON:-$REPO/.venv/bin/python}
+TWISTD=$(dirname "$PY")/twistd
+[ -x "$TWISTD" ] || { echo "no twistd next to $PY; install first (see README)" >&2; exit 2; }
+[ -x "$HARNESS/run.sh" ] || { echo "benchmark harness not found at $HARNESS" >&2; exit 2; }
+CMD="env PYTHONPATH=$REPO $TWISTD -n --pidfile= cocalcproxy project --listen tcp:{port}:interface=127.0.0.1"
+exec "$HARNESS/run.sh" --add "cocalcproxy;$CMD;http://127.0.0.1:{port}/proxy/{backend};ws://127.0.0.1:{port}/proxy/{backend};" "$@"

@@ -1,0 +1,366 @@
+"""The client-side protocol wired to fake transports and a fake clock (no sockets).
+
+These pin down the relay's wiring that loopback tests can only observe from
+outside: which transport is whose producer, which pause reason is held, what is
+written where after each step, and the timeouts driven by a ``Clock``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet import defer, error
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+from cocalcproxy.net.gate import BACKPRESSURE, CONNECTING, PIPELINE
+from cocalcproxy.net.pool import BackendPool
+from cocalcproxy.proxy.back import HttpBack
+from cocalcproxy.proxy.factory import ConnectionTracker, ProxyConfig, ProxyFactory
+from cocalcproxy.routing.project import ProjectRouting, route_project
+
+
+class Transport(StringTransport):
+    """StringTransport plus the half-close method TCP transports have."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.write_closed = False
+
+    def loseWriteConnection(self):
+        self.write_closed = True
+
+
+class Harness:
+    def __init__(self, **config):
+        self.clock = MemoryReactorClock()
+        self.config = ProxyConfig(**config)
+        self.pool = BackendPool(self.clock)
+        self.tracker = ConnectionTracker(self.clock, self.config.max_connections, self.pool)
+        self.routing = ProjectRouting(base=b"/")
+        self.connects: list[tuple[str, int, defer.Deferred]] = []
+
+        def connect(host, port, key):
+            d = defer.Deferred()
+            self.connects.append((host, port, d))
+            return d
+
+        self.factory = ProxyFactory(
+            self.clock, self.config, lambda req: route_project(self.routing, req.target, req), self.tracker,
+            self.pool, connect=connect,
+        )
+
+    def client(self):
+        proto = self.factory.buildProtocol(None)
+        t = Transport(hostAddress=IPv4Address("TCP", "127.0.0.1", 8080), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        proto.makeConnection(t)
+        return proto, t
+
+    def complete_connect(self, index: int = -1):
+        host, port, d = self.connects[index]
+        back = HttpBack((host, port), 65536)
+        bt = Transport()
+        back.makeConnection(bt)
+        d.callback(back)
+        return back, bt
+
+
+GET = b"GET /proxy/9000/a?b=c HTTP/1.1\r\nHost: h\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+
+
+def test_simple_get_is_forwarded_and_backend_pooled():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    assert h.connects[0][:2] == ("localhost", 9000)
+    assert ct.producerState == "paused"  # waiting for the backend: CONNECTING holds the client
+    back, bt = h.complete_connect()
+    assert ct.producerState == "producing"
+    sent = bt.value()
+    assert sent.startswith(b"GET /a?b=c HTTP/1.1\r\nHost: h\r\n")
+    assert b"X-Forwarded-Prefix: /proxy/9000\r\n" in sent
+    assert ct.producer is back.gate  # the client socket throttles the backend's reads
+    back.dataReceived(OK)
+    assert ct.value().endswith(b"\r\n\r\nhi")
+    assert ct.value().startswith(b"HTTP/1.1 200 OK\r\n")
+    assert ct.producer is None
+    assert len(h.pool) == 1 and back.front is None
+    assert not ct.disconnecting
+
+
+def test_second_request_reuses_pooled_backend():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(OK)
+    bt.clear()
+    front.dataReceived(GET)
+    assert len(h.connects) == 1
+    assert bt.value().startswith(b"GET /a?b=c HTTP/1.1")
+    back.dataReceived(OK)
+    assert ct.value().count(b"HTTP/1.1 200 OK") == 2
+
+
+def test_pipelined_requests_wait_for_the_previous_response():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET + GET.replace(b"/a", b"/second"))
+    back, bt = h.complete_connect()
+    assert bt.value().count(b"GET ") == 1
+    back.dataReceived(OK)
+    assert bt.value().count(b"GET ") == 2
+    assert b"GET /second?b=c" in bt.value()
+    back.dataReceived(OK)
+    assert ct.value().count(b"200 OK") == 2
+
+
+def test_large_pipelined_backlog_pauses_the_client():
+    h = Harness(max_header_bytes=1024)
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    front.dataReceived(GET * 30)  # ~1.3 KiB of pipelined requests: over the limit
+    assert front.gate.reasons & PIPELINE
+    assert ct.producerState == "paused"
+    for _ in range(10):  # answering them drains the backlog below the limit
+        back.dataReceived(OK)
+    assert not front.gate.reasons & PIPELINE
+    assert ct.producerState == "producing"
+    assert ct.value().count(b"200 OK") == 10
+
+
+def test_request_body_backpressure_pauses_client_reads():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"PUT /proxy/9000/up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n12345")
+    back, bt = h.complete_connect()
+    assert bt.producer is front.gate
+    assert bt.value().endswith(b"\r\n\r\n12345")
+    bt.producer.pauseProducing()  # the backend socket's buffer is full
+    assert ct.producerState == "paused" and front.gate.reasons == BACKPRESSURE
+    bt.producer.resumeProducing()
+    assert ct.producerState == "producing"
+    front.dataReceived(b"67890")
+    assert bt.value().endswith(b"1234567890")
+    assert bt.producer is None  # request done: no longer a producer for the backend
+
+
+def test_backpressure_reason_is_cleared_when_request_ends():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"PUT /proxy/9000/up HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n")
+    back, bt = h.complete_connect()
+    bt.producer.pauseProducing()
+    front.dataReceived(b"abc")  # (bytes the kernel already had)
+    assert front.gate.reasons == 0 and ct.producerState == "producing"
+
+
+def test_connect_refused_gives_502_and_close():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    h.connects[0][2].errback(Failure(error.ConnectionRefusedError()))
+    assert ct.value().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert b"Connection: close" in ct.value()
+    assert ct.disconnecting
+    assert front.gate.reasons & CONNECTING == 0
+
+
+def test_connect_timeout_gives_504():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"GET /proxy/9000/ HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
+    h.connects[0][2].errback(Failure(error.TimeoutError()))
+    assert ct.value().startswith(b"HTTP/1.1 504 Gateway Timeout\r\n")
+    assert b'"status": 504' in ct.value()
+
+
+def test_client_gone_while_connecting_cancels_the_connect():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    d = h.connects[0][2]
+    front.connectionLost(Failure(error.ConnectionDone()))
+    assert d.called  # cancelled
+    d.addErrback(lambda f: f.trap(defer.CancelledError))
+    assert front not in h.tracker.connections
+
+
+def test_header_timeout_answers_408():
+    h = Harness(header_timeout=5)
+    front, ct = h.client()
+    front.dataReceived(b"GET /proxy/9000/ HTTP/1.1\r\nHo")
+    h.clock.advance(4)
+    h.tracker.sweep()
+    assert ct.value() == b""
+    h.clock.advance(2)
+    h.tracker.sweep()
+    assert ct.value().startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert ct.disconnecting
+
+
+def test_idle_keepalive_connection_closes_silently():
+    h = Harness(idle_timeout=10)
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(OK)
+    ct.clear()
+    h.clock.advance(11)
+    h.tracker.sweep()
+    assert ct.value() == b"" and ct.disconnecting
+
+
+def test_response_before_request_body_ends_closes_both():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"POST /proxy/9000/up HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+    back, bt = h.complete_connect()
+    back.dataReceived(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n")
+    assert b"Connection: close" in ct.value()
+    assert ct.disconnecting and bt.disconnecting
+    assert len(h.pool) == 0
+
+
+def test_stale_pooled_connection_is_retried_once():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(OK)
+    front.dataReceived(GET)  # goes out on the pooled connection
+    back.connectionLost(Failure(error.ConnectionDone()))  # backend had closed it
+    assert len(h.connects) == 2
+    back2, bt2 = h.complete_connect()
+    assert bt2.value().startswith(b"GET /a?b=c HTTP/1.1")
+    back2.dataReceived(OK)
+    assert ct.value().count(b"200 OK") == 2
+
+
+def test_backend_death_mid_body_closes_client():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+    back.connectionLost(Failure(error.ConnectionLost()))
+    assert ct.value().endswith(b"half")
+    assert ct.disconnecting
+
+
+def test_backend_closing_before_answer_gives_502():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.connectionLost(Failure(error.ConnectionDone()))
+    assert ct.value().startswith(b"HTTP/1.1 502 ")
+
+
+def test_close_delimited_response_ends_with_connection_close():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(b"HTTP/1.1 200 OK\r\n\r\nstream")
+    assert b"Connection: close\r\n" in ct.value()
+    back.readConnectionLost()
+    assert ct.value().endswith(b"stream")
+    assert ct.disconnecting and len(h.pool) == 0
+
+
+def test_http10_client_gets_chunked_body_decoded():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"GET /proxy/9000/ HTTP/1.0\r\n\r\n")
+    back, bt = h.complete_connect()
+    assert bt.value().startswith(b"GET / HTTP/1.0\r\n")
+    back.dataReceived(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    out = ct.value()
+    assert b"Transfer-Encoding" not in out and out.endswith(b"\r\n\r\nhello")
+    assert ct.disconnecting
+
+
+def test_head_response_without_body_keeps_alive():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"HEAD /proxy/9000/ HTTP/1.1\r\nHost: h\r\n\r\n")
+    back, bt = h.complete_connect()
+    back.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+    assert ct.value().endswith(b"Content-Length: 1000\r\n\r\n")
+    assert not ct.disconnecting and len(h.pool) == 1
+
+
+def test_bad_response_head_gives_502():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n")
+    assert ct.value().startswith(b"HTTP/1.1 502 ")
+    assert bt.disconnecting
+
+
+def test_upgrade_switches_to_tunnel_with_half_close():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(
+        b"GET /proxy/9000/ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    back, bt = h.complete_connect()
+    assert b"Connection: upgrade\r\n" in bt.value() and b"Upgrade: websocket\r\n" in bt.value()
+    back.dataReceived(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly")
+    assert ct.value().endswith(b"\r\n\r\nearly")
+    assert b"Upgrade: websocket" in ct.value()
+    assert ct.producer is back.gate and bt.producer is front.gate
+    bt.clear()
+    front.dataReceived(b"\x81\x00")
+    assert bt.value() == b"\x81\x00"
+    front.readConnectionLost()  # client FIN → backend gets FIN, backend may still talk
+    assert bt.write_closed and not bt.disconnecting
+    back.dataReceived(b"bye")
+    assert ct.value().endswith(b"bye")
+    back.readConnectionLost()  # both directions done → close both
+    assert ct.disconnecting and bt.disconnecting
+
+
+def test_non_101_answer_to_upgrade_is_an_ordinary_response():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"GET /proxy/9000/ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+    back, bt = h.complete_connect()
+    back.dataReceived(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno")
+    assert ct.value().startswith(b"HTTP/1.1 403 Forbidden\r\n") and ct.value().endswith(b"no")
+    assert not ct.disconnecting
+
+
+def test_local_answers_and_forwarding_interleave_in_order():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n" + GET + b"GET /nope/x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert ct.value().count(b"HTTP/1.1") == 1  # healthz answered, the forward is waiting
+    back, bt = h.complete_connect()
+    back.dataReceived(OK)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", ct.value())
+    assert statuses == [b"200", b"200", b"404"]
+
+
+def test_max_connections_refuses_at_accept():
+    h = Harness(max_connections=2)
+    h.client()
+    h.client()
+    assert h.factory.buildProtocol(None) is None
+
+
+def test_untrusted_peer_gets_fresh_forwarded_headers():
+    h = Harness(trusted_proxies=())
+    front, ct = h.client()
+    front.dataReceived(b"GET /proxy/9000/ HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil\r\n\r\n")
+    back, bt = h.complete_connect()
+    sent = bt.value()
+    assert b"6.6.6.6" not in sent and b"evil" not in sent
+    assert b"X-Forwarded-For: 127.0.0.1\r\n" in sent and b"X-Forwarded-Host: h\r\n" in sent
+    assert b"X-Forwarded-Port: 8080\r\n" in sent and b"X-Forwarded-Proto: http\r\n" in sent
