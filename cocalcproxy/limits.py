@@ -17,6 +17,7 @@ CONNECT_TIMEOUT = 10.0  # SPEC §2 --connect-timeout
 HEADER_TIMEOUT = 30.0  # SPEC §2 --header-timeout
 IDLE_TIMEOUT = 300.0  # SPEC §2 --idle-timeout
 MAX_CONNECTIONS = 10000  # SPEC §2 --max-connections
+DRAIN_TIMEOUT = 10.0  # SPEC §2: SIGTERM lets in-flight requests finish for this long
 
 #: Idle keep-alive connections kept per backend address, and how long.
 POOL_MAX_IDLE_PER_TARGET = 64

@@ -1,8 +1,9 @@
-"""Composition root: options → a ``MultiService`` for one role.
+"""Composition helpers shared by the roles: config from options, the connection
+tracker and backend pool, listeners, graceful drain on shutdown.
 
-The only module (with ``cli``) that touches the global reactor; everything it
-builds takes the reactor as an argument, so tests build the same objects on a
-fake clock or a real loopback reactor.
+With ``cli`` this is the only place that touches the global reactor (the roles
+pass it in); everything built here takes the reactor as an argument, so tests
+build the same objects on a fake clock.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from twisted.logger import Logger
 from .net.listen import ListenerService
 from .net.pool import BackendPool
 from .proxy.factory import ConnectionTracker, ProxyConfig, ProxyFactory
-from .routing.allowlist import HostAllowlist
-from .routing.project import ProjectRouting, route_project
-from .routing.types import Local
 
 log = Logger()
 
@@ -31,12 +29,22 @@ def proxy_config(options) -> ProxyConfig:
     )
 
 
-class _TrackerService(Service):
-    """Runs the connection tracker's sweep and closes pooled connections on stop."""
+def sweep_interval(config: ProxyConfig) -> float:
+    """How often deadlines are checked: timeouts fire within this of their deadline."""
+    return max(0.05, min(1.0, config.header_timeout / 4, config.idle_timeout / 4))
 
-    def __init__(self, tracker: ConnectionTracker, pool: BackendPool) -> None:
+
+class TrackerService(Service):
+    """Runs the tracker's sweep; on stop, drains client connections and closes the pool.
+
+    It is the first child of the role's ``MultiService``, so it stops last:
+    the listeners have already stopped accepting when the drain begins.
+    """
+
+    def __init__(self, tracker: ConnectionTracker, pool: BackendPool, drain_timeout: float) -> None:
         self.tracker = tracker
         self.pool = pool
+        self.drain_timeout = drain_timeout
 
     def startService(self) -> None:
         super().startService()
@@ -44,68 +52,29 @@ class _TrackerService(Service):
 
     def stopService(self):
         super().stopService()
-        self.tracker.stop()
-        self.pool.close_all()
+        d = self.tracker.drain(self.drain_timeout)
+
+        def done(_):
+            self.tracker.stop()
+            self.pool.close_all()
+
+        d.addBoth(done)
+        return d
 
 
-def sweep_interval(config: ProxyConfig) -> float:
-    return max(0.05, min(1.0, config.header_timeout / 4, config.idle_timeout / 4))
-
-
-def project_base(base_url: str, project_id: str | None) -> bytes:
-    base = base_url + (project_id + "/" if project_id else "")
-    return base.encode("ascii")
-
-
-def make_project_router(options) -> ProjectRouting:
-    file_config = options.get("file-config")
-    allow = HostAllowlist(file_config.host_allowlist if file_config else None)
-    return ProjectRouting(
-        base=project_base(options["base-url"], options["project-id"]),
-        target_host=options["target-host"],
-        allowlist=allow,
-        servers=(),
-    )
-
-
-def index_page(routing: ProjectRouting):
-    def page(route: Local, req):
-        if route.name != "index":
-            return None
-        base = routing.base.decode("ascii")
-        body = (
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cocalcproxy</title></head><body>\n"
-            "<h1>cocalcproxy</h1>\n<p>Web servers in this project are reached at:</p>\n<ul>\n"
-            f"<li><code>{base}server/PORT/</code> (the server sees <code>/</code>)</li>\n"
-            f"<li><code>{base}port/PORT/</code> (the server sees the full path)</li>\n"
-            f"<li><code>{base}proxy/PORT/</code> and <code>{base}proxy/absolute/PORT/</code></li>\n"
-            "</ul></body></html>\n"
-        )
-        return 200, body.encode("utf-8"), b"text/html; charset=utf-8"
-
-    return page
-
-
-def make_project_service(options, reactor) -> MultiService:
-    config = proxy_config(options)
-    routing = make_project_router(options)
-    if options.get("file-config") and options["file-config"].servers:
-        log.warn("server processes in --config are not started by this version; their routes answer 404")
+def tracked(reactor, config: ProxyConfig, drain_timeout: float):
+    """A ``MultiService`` with the tracker service in it, plus the tracker and pool."""
     pool = BackendPool(reactor)
     tracker = ConnectionTracker(reactor, config.max_connections, pool, sweep_interval(config))
-
-    def router(req):
-        return route_project(routing, req.target, req)
-
     top = MultiService()
-    _TrackerService(tracker, pool).setServiceParent(top)
+    TrackerService(tracker, pool, drain_timeout).setServiceParent(top)
+    return top, tracker, pool
+
+
+def add_listeners(top, options, reactor, config, router, tracker, pool, **factory_kw) -> None:
     for description, endpoint in options["endpoints"]:
-        factory = ProxyFactory(reactor, config, router, tracker, pool, local_pages=index_page(routing))
+        factory = ProxyFactory(reactor, config, router, tracker, pool, **factory_kw)
         ListenerService(endpoint, factory, description).setServiceParent(top)
-    return top
 
 
-def make_service(role: str, options, reactor) -> MultiService:
-    if role == "project":
-        return make_project_service(options, reactor)
-    raise ValueError(f"unknown role {role!r}")
+__all__ = ["add_listeners", "proxy_config", "tracked", "TrackerService"]

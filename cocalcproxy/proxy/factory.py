@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
@@ -55,6 +56,9 @@ class ConnectionTracker:
         self.interval = interval
         self.connections: set = set()
         self._loop: LoopingCall | None = None
+        self.draining = False
+        self._drained: defer.Deferred | None = None
+        self._drain_deadline = None
 
     def admit(self) -> bool:
         return len(self.connections) < self.max_connections
@@ -64,6 +68,36 @@ class ConnectionTracker:
 
     def remove(self, conn) -> None:
         self.connections.discard(conn)
+        if self._drained is not None and not self.connections:
+            self._finish_drain()
+
+    def drain(self, timeout: float) -> defer.Deferred:
+        """Graceful stop (SIGTERM): idle connections close now, in-flight exchanges
+        finish and then close; whatever is left after ``timeout`` is cut."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.begin_drain()
+        if not self.connections:
+            return defer.succeed(None)
+        self._drained = defer.Deferred()
+        self._drain_deadline = self.clock.callLater(timeout, self._cut)
+        return self._drained
+
+    def _cut(self) -> None:
+        self._drain_deadline = None
+        if self.connections:
+            log.info("drain timeout: cutting {n} connection(s)", n=len(self.connections))
+        for conn in list(self.connections):
+            conn.abort()
+        self._finish_drain()
+
+    def _finish_drain(self) -> None:
+        d, self._drained = self._drained, None
+        if self._drain_deadline is not None and self._drain_deadline.active():
+            self._drain_deadline.cancel()
+        self._drain_deadline = None
+        if d is not None:
+            d.callback(None)
 
     def start(self) -> None:
         if self._loop is None:

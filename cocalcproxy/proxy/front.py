@@ -181,7 +181,7 @@ class HttpFront(Protocol):
 
     def _answer_opts(self, has_body: bool) -> dict:
         req = self.req
-        close = has_body or not req.keep_alive or self.client_eof
+        close = has_body or not req.keep_alive or self.client_eof or self.factory.tracker.draining
         return {"close": close, "keep_alive_10": not close and not req.is_11, "head_only": req.method == b"HEAD"}
 
     def _answer(self, data: bytes, close: bool) -> None:
@@ -222,7 +222,7 @@ class HttpFront(Protocol):
     # -------------------------------------------------------------- forward
     def _forward(self, req: RequestHead, route: Forward) -> None:
         self.route = route
-        self.keep_alive = req.keep_alive and not self.client_eof
+        self.keep_alive = req.keep_alive and not self.client_eof and not self.factory.tracker.draining
         self.req_done = False
         self.resp_head_sent = False
         self.retried = False
@@ -395,7 +395,7 @@ class HttpFront(Protocol):
             self.factory.pool.put(backend)
         else:
             backend.close()
-        if not self.keep_alive or not self.req_done or self.client_eof:
+        if not self.keep_alive or not self.req_done or self.client_eof or self.factory.tracker.draining:
             self._close_after_write()
             return
         self.state = WAIT_HEAD
@@ -497,6 +497,17 @@ class HttpFront(Protocol):
             backend.front = None
             backend.close()
         self._close_after_write()
+
+    # ------------------------------------------------------------- shutdown
+    def begin_drain(self) -> None:
+        """The process is stopping: close when idle, else after the current response."""
+        self.keep_alive = False
+        if self.state == WAIT_HEAD and not self.reader.buf:
+            self._close_after_write()
+
+    def abort(self) -> None:
+        self._close_all()
+        self.transport.abortConnection()
 
     # ------------------------------------------------------------- timeouts
     def timed_out(self, now: float) -> None:

@@ -364,3 +364,30 @@ def test_untrusted_peer_gets_fresh_forwarded_headers():
     assert b"6.6.6.6" not in sent and b"evil" not in sent
     assert b"X-Forwarded-For: 127.0.0.1\r\n" in sent and b"X-Forwarded-Host: h\r\n" in sent
     assert b"X-Forwarded-Port: 8080\r\n" in sent and b"X-Forwarded-Proto: http\r\n" in sent
+
+
+def test_drain_closes_idle_connections_and_finishes_in_flight_ones():
+    h = Harness()
+    idle, idle_t = h.client()
+    busy, busy_t = h.client()
+    busy.dataReceived(GET)
+    back, bt = h.complete_connect()
+    done = h.tracker.drain(5)
+    assert idle_t.disconnecting and not busy_t.disconnecting
+    idle.connectionLost(Failure(error.ConnectionDone()))
+    assert not done.called
+    back.dataReceived(OK)  # the in-flight response completes...
+    assert busy_t.value().endswith(b"hi") and busy_t.disconnecting  # ...then the connection closes
+    busy.connectionLost(Failure(error.ConnectionDone()))
+    assert done.called
+
+
+def test_drain_timeout_cuts_what_is_left():
+    h = Harness()
+    busy, busy_t = h.client()
+    busy.dataReceived(GET)
+    back, bt = h.complete_connect()
+    done = h.tracker.drain(5)
+    h.clock.advance(5)
+    assert busy_t.disconnected and bt.disconnected  # aborted, both sides
+    assert done.called
