@@ -7,9 +7,9 @@ segments (``%2e%2E`` is ``..``), never to rewrite them.
 
 from __future__ import annotations
 
-from .types import Reject
+import re
 
-_DOT_SEGMENTS = (b".", b"..")
+from .types import Reject
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -21,18 +21,16 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return target[:i], target[i:]
 
 
+#: A whole segment that is ``.`` or ``..``, each dot raw or ``%2e``/``%2E``.  An
+#: encoded slash also counts as a segment boundary here, so ``..%2f`` (which a
+#: backend that decodes ``%2f`` would see as ``../``) is caught too.
+_DOT_SEGMENT = re.compile(rb"(?:^|/|%2[fF])(?:\.|%2[eE])(?:\.|%2[eE])?(?=/|%2[fF]|$)")
+
+
 def has_dot_segment(path: bytes) -> bool:
-    """True if any segment is ``.`` or ``..``, raw or with ``%2e`` for a dot."""
-    if b"." not in path and b"%" not in path:
-        return False
-    for seg in path.split(b"/"):
-        if not seg or len(seg) > 6:
-            continue
-        if b"%" in seg:
-            seg = seg.replace(b"%2e", b".").replace(b"%2E", b".")
-        if seg in _DOT_SEGMENTS:
-            return True
-    return False
+    """True if any segment is ``.`` or ``..``, raw or with ``%2e`` for a dot
+    (segments split at ``/`` and at ``%2f``)."""
+    return _DOT_SEGMENT.search(path) is not None
 
 
 def has_encoded_slash(segment: bytes) -> bool:
