@@ -21,6 +21,7 @@ truncation is visible to the client and never turns into a keep-alive.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -31,15 +32,15 @@ from ..http1.head import RequestHead, ResponseHead
 from ..http1.reader import BODY_UNTIL_CLOSE, END, NEED_DATA, PAUSED, RequestReader
 from ..http1.reader import CLOSED as READER_CLOSED
 from ..net.fasttcp import set_nodelay
-from ..net.gate import BACKPRESSURE, CONNECTING, PIPELINE, PauseGate, unregister
+from ..net.gate import BACKPRESSURE, CONNECTING, HANDOFF, PIPELINE, PauseGate, unregister
 from ..routing.forwarding import Peer, request_head_bytes, response_head_bytes
-from ..routing.types import Forward, Local, Named, Redirect, Reject
+from ..routing.types import Forward, Handoff, Local, Named, Redirect, Reject
 from . import errors as pages
 from .back import HttpBack, connect_error_status
 
 log = Logger()
 
-WAIT_HEAD, CONNECTING_STATE, FORWARDING, TUNNEL, CLOSING = range(5)
+WAIT_HEAD, CONNECTING_STATE, FORWARDING, TUNNEL, CLOSING, ROUTING, DELEGATED = range(7)
 _NEVER = float("inf")
 
 
@@ -70,6 +71,7 @@ class HttpFront(Protocol):
         self.deadline = _NEVER
         self.served = 0
         self.tunnel_read_closed_sides = 0
+        self.delegate = None  # the protocol that owns the connection after a Handoff
 
     # ------------------------------------------------------------ connection
     def connectionMade(self) -> None:
@@ -83,6 +85,9 @@ class HttpFront(Protocol):
         state = self.state
         if state == TUNNEL:
             self.backend.transport.write(data)
+            return
+        if state == DELEGATED:
+            self.delegate.dataReceived(data)
             return
         reader = self.reader
         if state == WAIT_HEAD:
@@ -107,8 +112,16 @@ class HttpFront(Protocol):
         if state == TUNNEL:
             self.tunnel_read_closed(self)
             return
+        if state == DELEGATED:
+            if IHalfCloseableProtocol.providedBy(self.delegate):
+                self.delegate.readConnectionLost()
+            else:
+                self.transport.loseConnection()
+            return
         self.reader.receive_eof()
-        if (state == FORWARDING and self.req_done) or (state == CONNECTING_STATE and not self.req.has_body):
+        if (state == FORWARDING and self.req_done) or (
+            state in (CONNECTING_STATE, ROUTING) and not self.req.has_body
+        ):
             self.keep_alive = False
             return
         if state == WAIT_HEAD and self.reader.buf:
@@ -122,10 +135,17 @@ class HttpFront(Protocol):
     def writeConnectionLost(self) -> None:
         if self.state == TUNNEL:
             self.tunnel_write_closed(self)
+        elif self.state == DELEGATED and IHalfCloseableProtocol.providedBy(self.delegate):
+            self.delegate.writeConnectionLost()
 
     def connectionLost(self, reason=None) -> None:
+        delegated = self.state == DELEGATED
         self.state = CLOSING
         self.factory.tracker.remove(self)
+        if delegated:
+            delegate, self.delegate = self.delegate, None
+            delegate.connectionLost(reason)
+            return
         d, self.connect_d = self.connect_d, None
         if d is not None:
             d.cancel()
@@ -157,27 +177,75 @@ class HttpFront(Protocol):
             self.deadline = _NEVER
             self.served += 1
             route = self.factory.route(req)
-            kind = type(route)
-            if kind is Forward:
-                self._forward(req, route)
+            if isinstance(route, Deferred):
+                self._await_route(route)
                 return
-            if kind is Reject:
-                self._answer_error(route.status, route.message, close=req.has_body)
-            elif kind is Redirect:
-                opts = self._answer_opts(req.has_body)
-                self._answer(pages.redirect_response(route.location, route.status, **opts), opts["close"])
-            elif kind is Local:
-                opts = self._answer_opts(req.has_body)
-                self._answer(self.factory.local_response(route, req, **opts), opts["close"])
-            elif kind is Named:
-                self._answer_error(404, "No such server.", close=req.has_body)
-            else:  # pragma: no cover - routers are total
-                self._answer_error(500, "Internal routing error.", close=True)
-            if self.state == CLOSING:
+            if not self._dispatch(req, route):
                 return
-            if reader.buf:
-                continue
-            self._idle()
+
+    def _dispatch(self, req: RequestHead, route) -> bool:
+        """Carry out ``route`` for ``req``; True if the next request may be read now."""
+        kind = type(route)
+        if kind is Forward:
+            self._forward(req, route)
+            return False
+        if kind is Handoff:
+            self._handoff(req, route)
+            return False
+        if kind is Reject:
+            self._answer_error(route.status, route.message, close=req.has_body)
+        elif kind is Redirect:
+            opts = self._answer_opts(req.has_body)
+            self._answer(pages.redirect_response(route.location, route.status, **opts), opts["close"])
+        elif kind is Local:
+            opts = self._answer_opts(req.has_body)
+            self._answer(self.factory.local_response(route, req, **opts), opts["close"])
+        elif kind is Named:
+            self._answer_error(404, "No such server.", close=req.has_body)
+        else:  # pragma: no cover - routers are total
+            self._answer_error(500, "Internal routing error.", close=True)
+        if self.state == CLOSING:
+            return False
+        if self.reader.buf:
+            return True
+        self._idle()
+        return False
+
+    # ---------------------------------------------------- asynchronous routes
+    def _await_route(self, d: Deferred) -> None:
+        """The router needs I/O (a server process start, a registry lookup): hold
+        the client's bytes in the kernel until it has decided."""
+        self.state = ROUTING
+        self.gate.pause(HANDOFF)
+        d.addCallbacks(self._route_decided, self._route_failed)
+
+    def _route_decided(self, route) -> None:
+        if self.state != ROUTING:
+            return  # the client went away meanwhile
+        self.state = WAIT_HEAD
+        self.gate.resume(HANDOFF)
+        if self._dispatch(self.req, route):
+            self._serve()
+
+    def _route_failed(self, failure) -> None:
+        log.failure("routing failed for {target!r}", failure, target=self.req.target if self.req else None)
+        if self.state != ROUTING:
+            return
+        self.state = WAIT_HEAD
+        self.gate.resume(HANDOFF)
+        self._answer_error(502, "The proxy could not route this request.", close=True)
+
+    # ---------------------------------------------------------------- handoff
+    def _handoff(self, req: RequestHead, route: Handoff) -> None:
+        """Give the connection to another protocol, replaying the raw bytes read so far."""
+        raw = b"".join(
+            [req.method, b" ", req.target, b" ", req.version, b"\r\n"]
+            + [line + b"\r\n" for _, _, line in req.headers]
+            + [b"\r\n", self.reader.trailing()]
+        )
+        self.state = DELEGATED
+        self.gate.resume(HANDOFF | PIPELINE | CONNECTING | BACKPRESSURE)
+        self.delegate = route.start(self.transport, raw)
 
     def _answer_opts(self, has_body: bool) -> dict:
         req = self.req
@@ -504,6 +572,10 @@ class HttpFront(Protocol):
         self.keep_alive = False
         if self.state == WAIT_HEAD and not self.reader.buf:
             self._close_after_write()
+        elif self.state == DELEGATED:
+            drain = getattr(self.delegate, "begin_drain", None)
+            if drain is not None:
+                drain()
 
     def abort(self) -> None:
         self._close_all()

@@ -59,4 +59,20 @@ class Local:
     arg: bytes = b""
 
 
-Route = Forward | Named | Redirect | Reject | Local
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """Give the whole client connection to another protocol (e.g. a WebSocket
+    bridge terminated by Autobahn).
+
+    ``start(transport, raw)`` is called with the client transport and the raw
+    bytes already read (the request head, re-serialised byte for byte, plus
+    anything buffered after it); it returns the protocol that from now on gets
+    every ``dataReceived``/``connectionLost`` of the connection.  Routing,
+    authorisation and rewriting stay ours: they happened before the handoff.
+    """
+
+    start: object
+    route: str = "bridge"
+
+
+Route = Forward | Named | Redirect | Reject | Local | Handoff

@@ -391,3 +391,105 @@ def test_drain_timeout_cuts_what_is_left():
     h.clock.advance(5)
     assert busy_t.disconnected and bt.disconnected  # aborted, both sides
     assert done.called
+
+
+# ------------------------------------------------------------ routing seams
+class RoutedHarness(Harness):
+    """A harness whose router is a function the test sets."""
+
+    def __init__(self, route, **config):
+        super().__init__(**config)
+        self.factory.router = route
+
+
+def test_async_route_holds_the_client_until_decided():
+    from cocalcproxy.net.gate import HANDOFF
+    from cocalcproxy.routing.types import Forward
+
+    pending = defer.Deferred()
+    h = RoutedHarness(lambda req: pending)
+    front, ct = h.client()
+    front.dataReceived(GET)
+    assert ct.producerState == "paused" and front.gate.reasons & HANDOFF
+    assert h.connects == []
+    pending.callback(Forward("127.0.0.1", 9001, b"/x", None, "named"))
+    assert not front.gate.reasons & HANDOFF
+    assert h.connects[0][:2] == ("127.0.0.1", 9001)
+    back, bt = h.complete_connect()
+    assert bt.value().startswith(b"GET /x HTTP/1.1\r\n")
+
+
+def test_async_route_can_reject_and_keeps_the_connection():
+    from cocalcproxy.routing.types import Reject
+
+    pending = []
+    h = RoutedHarness(lambda req: pending.append(defer.Deferred()) or pending[-1])
+    front, ct = h.client()
+    front.dataReceived(GET + GET)
+    pending[0].callback(Reject(504, "Server 'x' did not start in time."))
+    assert ct.value().startswith(b"HTTP/1.1 504 ")
+    assert b"did not start in time" in ct.value()
+    assert not ct.disconnecting
+    assert len(pending) == 2  # the pipelined request is routed next
+
+
+def test_async_route_failure_is_a_502_never_a_traceback():
+    h = RoutedHarness(lambda req: defer.fail(ValueError("secret internals")))
+    front, ct = h.client()
+    front.dataReceived(GET)
+    assert ct.value().startswith(b"HTTP/1.1 502 ")
+    assert b"secret internals" not in ct.value()
+    assert ct.disconnecting
+
+
+def test_async_route_result_after_client_left_is_ignored():
+    from cocalcproxy.routing.types import Forward
+
+    pending = defer.Deferred()
+    h = RoutedHarness(lambda req: pending)
+    front, ct = h.client()
+    front.dataReceived(GET)
+    front.connectionLost(Failure(error.ConnectionDone()))
+    pending.callback(Forward("127.0.0.1", 9001, b"/x", None, "named"))
+    assert h.connects == [] and ct.value() == b""
+
+
+class Recorder:
+    """A protocol that records what a Handoff gives it."""
+
+    def __init__(self):
+        self.data = []
+        self.lost = None
+
+    def dataReceived(self, data):
+        self.data.append(data)
+
+    def connectionLost(self, reason):
+        self.lost = reason
+
+
+def test_handoff_replays_the_raw_head_and_forwards_everything_after():
+    from cocalcproxy.routing.types import Handoff
+
+    started = []
+
+    def start(transport, raw):
+        proto = Recorder()
+        started.append((transport, raw, proto))
+        proto.dataReceived(raw)
+        return proto
+
+    h = RoutedHarness(lambda req: Handoff(start))
+    front, ct = h.client()
+    head = (b"GET /ws?token=a%2Fb HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Dup: 1\r\nX-Dup:  2\r\n\r\n")
+    front.dataReceived(head[:20])
+    front.dataReceived(head[20:] + b"\x81\x85early")
+    transport, raw, proto = started[0]
+    assert transport is ct
+    assert raw == head + b"\x81\x85early"
+    front.dataReceived(b"later")
+    assert proto.data[-1] == b"later"
+    assert ct.producerState == "producing"
+    front.connectionLost(Failure(error.ConnectionDone()))
+    assert proto.lost is not None
