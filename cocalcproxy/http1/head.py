@@ -26,7 +26,8 @@ _TOKEN_RE = re.compile(_TOKEN)
 _TARGET_BAD = re.compile(rb"[\x00-\x20\x7f]")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
-_STATUS = re.compile(rb"[0-9]{3}")
+#: RFC 9110 §15: a status code is three digits, the first 1-5 (we accept up to 9).
+_STATUS = re.compile(rb"[1-9][0-9]{2}")
 _REASON_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 #: Headers whose values decide framing or connection handling.
