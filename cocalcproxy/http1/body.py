@@ -75,7 +75,9 @@ class ChunkedReader:
                     pending = buf[pos : pos + self.max_line + 2]
                     if b"\n" in pending or b"\r" in pending[:-1]:
                         raise self.error("bare CR or LF in chunk-size line")
-                    if len(pending) > self.max_line:
+                    # A final CR may be the start of the CRLF that ends a line of
+                    # exactly max_line bytes: only count it once its LF is missing.
+                    if len(pending) - pending.endswith(b"\r") > self.max_line:
                         raise self.error("chunk-size line too long")
                     return pos
                 line = buf[pos:eol]
