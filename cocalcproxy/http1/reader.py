@@ -23,12 +23,14 @@ already belong to the tunnel.
 from __future__ import annotations
 
 import enum
+import re
 
 from .body import ChunkedReader
 from .errors import BadRequest, BadResponse, HeadTooLarge, IncompleteMessage, UriTooLong
 from .head import parse_request_head, parse_response_head
 
 
+_LEADING_CRLFS = re.compile(rb"(?:\r\n)*")
 _TOKEN_BYTES = frozenset(b"!#$%&'*+.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-")
 
 
@@ -199,15 +201,21 @@ class RequestReader(_Reader):
     def _check_partial_head(self, buf: bytes) -> None:
         # Fail fast on bytes that cannot start a request (a TLS ClientHello on a
         # plain listener, say) instead of waiting for the header timeout.
-        if buf[0] not in _TOKEN_BYTES:
+        # (A lone CR may be the start of an empty line that is ignored.)
+        if buf[0] not in _TOKEN_BYTES and buf != b"\r":
             raise BadRequest("malformed request line")
         # SPEC §3: the request line is checked first (414), then the whole head (431).
         if len(buf) > self.max_request_line:
             self._check_request_line(buf)
+        elif len(buf) > self.max_head and b"\r\n" not in buf:
+            return  # a head limit under 8 KiB: the line's length still decides 414 or 431
         super()._check_partial_head(buf)
 
     def _check_request_line(self, buf: bytes) -> None:
-        if buf.find(b"\r\n", 0, self.max_request_line + 2) < 0:
+        """414 once the request line is known to be longer than the limit (a final
+        CR may still be the start of the CRLF that ends a line of exactly the limit)."""
+        window = buf[: self.max_request_line + 2]
+        if len(window) - window.endswith(b"\r") > self.max_request_line and b"\r\n" not in window:
             raise UriTooLong("request line too long")
 
     def _too_large(self) -> Exception:
@@ -219,8 +227,9 @@ class RequestReader(_Reader):
         if state is HEAD:
             buf = self.buf
             if buf[:2] == b"\r\n":
-                # RFC 9112 §2.2: ignore empty lines before a request line.
-                self.buf = buf = buf.lstrip(b"\r\n")
+                # RFC 9112 §2.2: ignore empty lines before a request line (whole
+                # CRLFs only, so the result does not depend on how bytes arrive).
+                self.buf = buf = buf[_LEADING_CRLFS.match(buf).end() :]
                 self.scan = 0
             if not buf:
                 if self.eof:
