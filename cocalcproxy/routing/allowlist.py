@@ -3,7 +3,7 @@
 Either a list of host names / IP addresses with shell-style wildcards
 (``*.example.org``), matched case-insensitively, or a callable
 ``(handler, host) -> bool`` as in jupyter-server-proxy.  A callable that raises
-denies the request (and the error is logged by the caller).
+denies the request.  An IPv6 entry may be written with or without brackets.
 """
 
 from __future__ import annotations
@@ -31,13 +31,18 @@ class HostAllowlist:
             for item in spec:
                 if not isinstance(item, str):
                     raise TypeError(f"host_allowlist entries must be strings, not {type(item).__name__}")
+                if item.startswith("[") and item.endswith("]") and ":" in item:
+                    item = item[1:-1]  # "[::1]" is an IPv6 literal, not an fnmatch character class
                 patterns.append(item.lower())
             self.patterns = tuple(patterns)
 
     def allows(self, host: str, handler: object = None) -> bool:
         """``host`` as written in the URL (IPv6 literals with their brackets)."""
         if self.func is not None:
-            return bool(self.func(handler, host))
+            try:
+                return bool(self.func(handler, host))
+            except Exception:  # a broken user callable must deny, never break the router
+                return False
         host = host.lower()
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         for pattern in self.patterns:
