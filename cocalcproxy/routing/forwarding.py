@@ -15,6 +15,9 @@ from ..http1.head import RequestHead, ResponseHead
 #: bodies as they are, and drop it only when re-framing).
 HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"))
 _CONNECTION_COMMON = frozenset((b"close", b"keep-alive", b"upgrade"))
+#: Never removed because ``Connection`` names them: the body we forward is framed by
+#: them (dropping one would smuggle the body as a next message), and Host is kept.
+_NOT_DROPPABLE = frozenset((b"content-length", b"transfer-encoding", b"host"))
 _CONTEXT_HEADERS = (b"X-Forwarded-Context", b"X-ProxyContextPath", b"X-Forwarded-Prefix")
 _CONTEXT_LOWER = frozenset(h.lower() for h in _CONTEXT_HEADERS)
 _XF = b"x-forwarded-"
@@ -37,7 +40,7 @@ class Peer:
 
 def _dropped_names(tokens: list[bytes]) -> frozenset[bytes] | None:
     """Extra headers named by ``Connection`` (beyond close/keep-alive/upgrade)."""
-    extra = [t for t in tokens if t not in _CONNECTION_COMMON]
+    extra = [t for t in tokens if t not in _CONNECTION_COMMON and t not in _NOT_DROPPABLE]
     return frozenset(extra) if extra else None
 
 
