@@ -1,48 +1,43 @@
-"""Waiting for conditions with a deadline, and checking a proxy process leaked nothing.
-
-A proxy that forgets a socket after an error keeps its fd (often in CLOSE_WAIT)
-forever; these helpers poll the proxy's ``/proc`` view until it is back to
-the numbers taken before a test, and fail with both numbers if it never is.
-"""
+"""Polling helpers: wait for a condition with a deadline, and check that the
+proxy holds no connections or file descriptors beyond a baseline."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-
-from .procs import ProxyProcess
+from dataclasses import dataclass
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; return that value."""
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` passes; returns the last result."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
-        if value:
-            return value
+        if predicate():
+            return True
         if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not true after {timeout}s")
+            return bool(predicate())
         time.sleep(interval)
 
 
-class ProxyBaseline:
-    """The proxy's open TCP connections and fds at one moment."""
+@dataclass
+class Baseline:
+    """What an idle proxy holds: established TCP sockets and open fds."""
 
-    def __init__(self, proxy: ProxyProcess) -> None:
-        self.proxy = proxy
-        self.tcp = proxy.tcp_connections()
-        self.fds = proxy.fd_count()
+    connections: int
+    fds: int
 
-    def assert_back(self, timeout: float = 5.0) -> None:
-        """Wait until the proxy holds no more connections/fds than at the baseline
-        (fewer is fine: pooled backend connections may have expired meanwhile)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            tcp, fds = self.proxy.tcp_connections(), self.proxy.fd_count()
-            if tcp <= self.tcp and fds <= self.fds:
-                return
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"proxy leaked: {tcp} TCP connections (baseline {self.tcp}), {fds} fds (baseline {self.fds})"
-                )
-            time.sleep(0.02)
+    @classmethod
+    def settle(cls, proxy, timeout: float = 5.0) -> "Baseline":
+        """Measure once the proxy holds no TCP connection (after pooled ones closed)."""
+        if not wait_until(lambda: proxy.tcp_connections() == 0, timeout):
+            raise AssertionError(f"proxy still holds {proxy.tcp_connections()} connections")
+        return cls(0, proxy.fd_count())
+
+    def assert_reached(self, proxy, timeout: float = 5.0, what: str = "") -> None:
+        """The proxy gets back to this baseline within ``timeout`` (no leaked sockets)."""
+        ok = wait_until(
+            lambda: proxy.tcp_connections() <= self.connections and proxy.fd_count() <= self.fds, timeout
+        )
+        assert ok, (
+            f"{what}: proxy holds {proxy.tcp_connections()} TCP connections / {proxy.fd_count()} fds "
+            f"after {timeout}s; baseline {self.connections} / {self.fds}"
+        )
