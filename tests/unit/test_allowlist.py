@@ -9,7 +9,14 @@ from cocalcproxy.routing.allowlist import DEFAULT_ALLOWLIST, HostAllowlist
 
 @pytest.mark.parametrize(
     "host,allowed",
-    [("localhost", True), ("LocalHost", True), ("127.0.0.1", True), ("127.0.0.2", False), ("[::1]", False), ("example.org", False)],
+    [
+        ("localhost", True),
+        ("LocalHost", True),
+        ("127.0.0.1", True),
+        ("127.0.0.2", False),
+        ("[::1]", False),
+        ("example.org", False),
+    ],
 )
 def test_default_allowlist(host: str, allowed: bool) -> None:
     assert DEFAULT_ALLOWLIST == ("localhost", "127.0.0.1")

@@ -76,9 +76,17 @@ def test_json_error_page() -> None:
 
 @pytest.mark.parametrize(
     "status,reason",
-    [(400, b"Bad Request"), (404, b"Not Found"), (414, b"Request-URI Too Long"), (431, b"Request Header Fields Too Large"),
-     (501, b"Not Implemented"), (502, b"Bad Gateway"), (504, b"Gateway Timeout"), (505, b"HTTP Version Not Supported"),
-     (599, b"Error")],
+    [
+        (400, b"Bad Request"),
+        (404, b"Not Found"),
+        (414, b"Request-URI Too Long"),
+        (431, b"Request Header Fields Too Large"),
+        (501, b"Not Implemented"),
+        (502, b"Bad Gateway"),
+        (504, b"Gateway Timeout"),
+        (505, b"HTTP Version Not Supported"),
+        (599, b"Error"),
+    ],
 )
 def test_status_lines(status: int, reason: bytes) -> None:
     resp, _ = split(error_response(status, "x"))
@@ -87,7 +95,12 @@ def test_status_lines(status: int, reason: bytes) -> None:
 
 @pytest.mark.parametrize(
     "kw,connection",
-    [({}, None), ({"close": True}, b"close"), ({"keep_alive_10": True}, b"keep-alive"), ({"close": True, "keep_alive_10": True}, b"close")],
+    [
+        ({}, None),
+        ({"close": True}, b"close"),
+        ({"keep_alive_10": True}, b"keep-alive"),
+        ({"close": True, "keep_alive_10": True}, b"close"),
+    ],
 )
 def test_connection_header(kw, connection) -> None:
     resp, _ = split(error_response(404, "x", **kw))

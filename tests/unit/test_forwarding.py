@@ -71,7 +71,12 @@ def test_untrusted_peer_xf_headers_removed_and_set_afresh() -> None:
 
 def test_untrusted_peer_without_any_xf_headers() -> None:
     out = forward(head(b"Host: h"), peer=Peer(b"::1", False, b"http", b"80"))
-    assert out[2:] == [b"X-Forwarded-For: ::1", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: h", b"X-Forwarded-Port: 80"]
+    assert out[2:] == [
+        b"X-Forwarded-For: ::1",
+        b"X-Forwarded-Proto: http",
+        b"X-Forwarded-Host: h",
+        b"X-Forwarded-Port: 80",
+    ]
 
 
 def test_trusted_peer_appends_to_xff_and_keeps_the_rest() -> None:
@@ -139,7 +144,13 @@ def test_hop_by_hop_headers_are_removed() -> None:
         ),
         peer=Peer(b"", True),
     )
-    assert out[1:] == [b"Host: h", b"Proxy-Authorization: Basic abc", b"X-Kept: k", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: h"]
+    assert out[1:] == [
+        b"Host: h",
+        b"Proxy-Authorization: Basic abc",
+        b"X-Kept: k",
+        b"X-Forwarded-Proto: http",
+        b"X-Forwarded-Host: h",
+    ]
 
 
 def test_transfer_encoding_is_kept_for_a_forwarded_chunked_body() -> None:
@@ -276,7 +287,12 @@ def test_response_connection_cannot_remove_framing() -> None:
 
 @pytest.mark.parametrize(
     "keep_alive,client_is_11,added",
-    [(True, True, None), (False, True, b"Connection: close"), (True, False, b"Connection: keep-alive"), (False, False, b"Connection: close")],
+    [
+        (True, True, None),
+        (False, True, b"Connection: close"),
+        (True, False, b"Connection: keep-alive"),
+        (False, False, b"Connection: close"),
+    ],
 )
 def test_response_connection_header_for_the_client(keep_alive: bool, client_is_11: bool, added) -> None:
     out = respond(rhead(b"Content-Length: 0", b"Connection: close"), keep_alive=keep_alive, client_is_11=client_is_11)
@@ -285,10 +301,20 @@ def test_response_connection_header_for_the_client(keep_alive: bool, client_is_1
 
 def test_response_101_keeps_upgrade() -> None:
     out = respond(
-        rhead(b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Accept: x", line=b"HTTP/1.1 101 Switching Protocols"),
+        rhead(
+            b"Upgrade: websocket",
+            b"Connection: Upgrade",
+            b"Sec-WebSocket-Accept: x",
+            line=b"HTTP/1.1 101 Switching Protocols",
+        ),
         upgrade=True,
     )
-    assert out == [b"HTTP/1.1 101 Switching Protocols", b"Upgrade: websocket", b"Sec-WebSocket-Accept: x", b"Connection: upgrade"]
+    assert out == [
+        b"HTTP/1.1 101 Switching Protocols",
+        b"Upgrade: websocket",
+        b"Sec-WebSocket-Accept: x",
+        b"Connection: upgrade",
+    ]
 
 
 def test_response_te_wins_over_content_length() -> None:
@@ -298,7 +324,10 @@ def test_response_te_wins_over_content_length() -> None:
 
 def test_response_reframed_for_http10_drops_framing_headers() -> None:
     out = respond(
-        rhead(b"Transfer-Encoding: chunked", b"Content-Type: text/plain"), keep_alive=False, client_is_11=False, reframe=True
+        rhead(b"Transfer-Encoding: chunked", b"Content-Type: text/plain"),
+        keep_alive=False,
+        client_is_11=False,
+        reframe=True,
     )
     assert out == [b"HTTP/1.1 200 OK", b"Content-Type: text/plain", b"Connection: close"]
 

@@ -80,11 +80,19 @@ REQUEST_ERRORS = [
     ("te-gzip-only", req(b"POST / HTTP/1.1", b"Transfer-Encoding: gzip"), 400),
     ("te-chunked-then-gzip", req(b"POST / HTTP/1.1", b"Transfer-Encoding: chunked, gzip"), 400),
     ("te-chunked-twice", req(b"POST / HTTP/1.1", b"Transfer-Encoding: chunked, chunked"), 400),
-    ("te-chunked-two-headers", req(b"POST / HTTP/1.1", b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"), 400),
+    (
+        "te-chunked-two-headers",
+        req(b"POST / HTTP/1.1", b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"),
+        400,
+    ),
     ("te-empty", req(b"POST / HTTP/1.1", b"Transfer-Encoding:"), 400),
     ("te-only-commas", req(b"POST / HTTP/1.1", b"Transfer-Encoding: , ,"), 400),
     ("te-gzip-chunked", req(b"POST / HTTP/1.1", b"Transfer-Encoding: gzip, chunked"), 501),
-    ("te-gzip-chunked-two-headers", req(b"POST / HTTP/1.1", b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked"), 501),
+    (
+        "te-gzip-chunked-two-headers",
+        req(b"POST / HTTP/1.1", b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked"),
+        501,
+    ),
     ("te-identity-chunked", req(b"POST / HTTP/1.1", b"Transfer-Encoding: identity, chunked"), 501),
     ("version-2", req(b"GET / HTTP/2.0"), 505),
     ("version-3", req(b"GET / HTTP/3.0"), 505),
@@ -164,7 +172,7 @@ def test_request_fields_and_raw_lines() -> None:
         b"X-Multi: a\r\n"
         b"x-multi:  b \t\r\n"
         b"Empty:\r\n"
-        b"Weird: caf\xc3\xa9 \"q\" <>\r\n"
+        b'Weird: caf\xc3\xa9 "q" <>\r\n'
     )
     assert (head.method, head.target, head.version, head.is_11) == (b"PUT", b"/x?y=1", b"HTTP/1.1", True)
     assert head.headers == [
@@ -254,7 +262,12 @@ def test_request_upgrade_detection(headers, upgrade) -> None:
 
 @pytest.mark.parametrize(
     "headers,expect",
-    [((), False), ((b"Expect: 100-continue",), True), ((b"Expect: 100-Continue",), True), ((b"Expect: something",), False)],
+    [
+        ((), False),
+        ((b"Expect: 100-continue",), True),
+        ((b"Expect: 100-Continue",), True),
+        ((b"Expect: something",), False),
+    ],
 )
 def test_expect_continue(headers, expect) -> None:
     assert parse_request_head(req(b"POST / HTTP/1.1", b"Content-Length: 3", *headers)).expect_continue is expect
@@ -308,7 +321,9 @@ def test_response_fields_and_raw_lines() -> None:
     assert head.content_length == 7 and not head.chunked and not head.transfer_encoding
 
 
-@pytest.mark.parametrize("line,reason", [(b"HTTP/1.1 200", b""), (b"HTTP/1.1 200 ", b""), (b"HTTP/1.0 599 \tx\x80", b"\tx\x80")])
+@pytest.mark.parametrize(
+    "line,reason", [(b"HTTP/1.1 200", b""), (b"HTTP/1.1 200 ", b""), (b"HTTP/1.0 599 \tx\x80", b"\tx\x80")]
+)
 def test_response_reason_may_be_empty_or_odd(line, reason) -> None:
     assert parse_response_head(resp(line)).reason == reason
 

@@ -96,7 +96,15 @@ def test_path_must_be_absolute(path: bytes) -> None:
 
 @pytest.mark.parametrize(
     "segment,encoded",
-    [(b"a%2fb", True), (b"a%2Fb", True), (b"%2F", True), (b"a/b", False), (b"a%2eb", False), (b"%252f", False), (b"", False)],
+    [
+        (b"a%2fb", True),
+        (b"a%2Fb", True),
+        (b"%2F", True),
+        (b"a/b", False),
+        (b"a%2eb", False),
+        (b"%252f", False),
+        (b"", False),
+    ],
 )
 def test_has_encoded_slash(segment: bytes, encoded: bool) -> None:
     assert has_encoded_slash(segment) is encoded

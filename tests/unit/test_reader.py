@@ -230,7 +230,12 @@ REQUEST_STREAM_ERRORS = [
     ("bare-lf-head", b"GET / HTTP/1.1\nHost: a\n\n", BadRequest, 400),
     ("lf-crlf-head", b"GET / HTTP/1.1\r\nHost: a\n\r\n", BadRequest, 400),
     ("http2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", ProtocolError, 505),
-    ("cl-te", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", BadRequest, 400),
+    (
+        "cl-te",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        BadRequest,
+        400,
+    ),
     ("gzip-chunked", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", ProtocolError, 501),
     ("bad-chunk-size", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", BadRequest, 400),
     ("chunk-no-crlf", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", BadRequest, 400),
@@ -396,7 +401,10 @@ def test_response_streams(data: bytes, head_request: bool, body: bytes) -> None:
 @pytest.mark.parametrize(
     "data,body",
     [
-        (b"HTTP/1.1 200 OK\r\n\r\nuntil the end\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", b"until the end\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"),
+        (
+            b"HTTP/1.1 200 OK\r\n\r\nuntil the end\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+            b"until the end\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+        ),
         (b"HTTP/1.0 200 OK\r\n\r\nold", b"old"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b", b"\x1f\x8b"),
         (b"HTTP/1.1 200 OK\r\n\r\n", b""),

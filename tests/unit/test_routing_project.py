@@ -213,7 +213,9 @@ def test_host_not_on_allowlist_is_403(segment: bytes, shown: str) -> None:
     allow = HostAllowlist(["*.example.org", "::1", "10.1.2.*"])
     for prefix in (b"proxy/", b"proxy/absolute/"):
         for tail in (b"/x", b""):  # the check comes before the trailing-slash redirect
-            assert route(b"/", prefix + segment + tail, allowlist=allow) == Reject(403, f"Host '{shown}' is not allowed.")
+            assert route(b"/", prefix + segment + tail, allowlist=allow) == Reject(
+                403, f"Host '{shown}' is not allowed."
+            )
 
 
 def test_default_allowlist_refuses_other_hosts() -> None:
