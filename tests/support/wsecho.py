@@ -1,13 +1,16 @@
 """A real WebSocket echo server (the ``websockets`` library) in a thread.
 
 Every text or binary message is sent back unchanged, except the text command
-``"close-from-server"``, on which the server closes with code 4001.  What each
+``"close-from-server"``, on which the server closes with code 4001, and
+``"abort-from-server"``, on which it shuts its TCP connection down without a
+close frame.  What each
 connection saw (request path, negotiated subprotocol, close code received) is
 recorded so tests can check the backend's side too.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +19,7 @@ from websockets.sync.server import serve
 
 SERVER_CLOSE = "close-from-server"
 SERVER_CLOSE_CODE = 4001
+SERVER_ABORT = "abort-from-server"
 
 
 @dataclass
@@ -44,6 +48,9 @@ class WebSocketEchoServer:
             for message in ws:
                 if message == SERVER_CLOSE:
                     ws.close(SERVER_CLOSE_CODE, "server says bye")
+                    break
+                if message == SERVER_ABORT:
+                    ws.socket.shutdown(socket.SHUT_RDWR)
                     break
                 ws.send(message)
         except ConnectionClosed:
