@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-ROLE_MODULES = ("project",)
+ROLE_MODULES = ("project", "bridge")
 
 
 def load(name: str):
