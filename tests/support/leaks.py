@@ -3,6 +3,7 @@ proxy holds no connections or file descriptors beyond a baseline."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -41,3 +42,24 @@ class Baseline:
             f"{what}: proxy holds {proxy.tcp_connections()} TCP connections / {proxy.fd_count()} fds "
             f"after {timeout}s; baseline {self.connections} / {self.fds}"
         )
+
+
+def remote_ports(pid: int) -> list[int]:
+    """Remote ports of the non-listening TCP sockets process ``pid`` holds (sorted)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[9] in inodes and fields[3] != "0A":
+                    ports.append(int(fields[2].rsplit(":", 1)[1], 16))
+    return sorted(ports)
