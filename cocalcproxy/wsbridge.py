@@ -155,6 +155,9 @@ class BridgeProtocol(WebSocketServerProtocol):
         super().connectionLost(reason)
         self._client_closed()
 
+    def unregisterProducer(self) -> None:
+        unregister(self.transport)  # Autobahn calls this even when none is registered
+
     def _closeConnection(self, abort: bool = False) -> None:
         # A registered producer keeps a TLS transport open on loseConnection (STYLE §3.2).
         unregister(self.transport)
