@@ -19,7 +19,7 @@ import time
 import pytest
 
 from tests.conftest import PROJECT_ID
-from tests.support.backends import RecordingBackend, ScriptedBackend, read_head, simple_response
+from tests.support.backends import ScriptedBackend, read_head, simple_response
 from tests.support.client import get
 from tests.support.leaks import Baseline, wait_until
 from tests.support.procs import ProxyProcess, free_port
