@@ -52,6 +52,8 @@ class HttpBack(Protocol):
         if self.tunnel:
             if front is not None:
                 front.transport.write(data)
+                if front.tunnel_activity is not None:
+                    front.tunnel_activity()
             return
         if front is None:
             # Bytes on an idle pooled connection belong to no request.
@@ -142,9 +144,24 @@ def connect_backend(reactor, host: str, port: int, timeout: float, max_head: int
     are resolved by Twisted's resolver.  The Deferred can be cancelled.
     """
     key = key if key is not None else (host, port)
+    if host.startswith("/"):
+        return _connect_unix(reactor, host, timeout, max_head, key)
     if host.lower() == "localhost":
         return _connect_first(reactor, _LOCALHOST_ADDRS, port, timeout, max_head, key)
     return _connect_one(reactor, host, port, timeout, max_head, key)
+
+
+def _connect_unix(reactor, path: str, timeout: float, max_head: int, key) -> defer.Deferred:
+    """A UNIX-socket backend (a server process's ``unix_socket``)."""
+    connector = None
+
+    def cancel(d):
+        if connector is not None:
+            connector.stopConnecting()
+
+    d = defer.Deferred(cancel)
+    connector = reactor.connectUNIX(path, _BackFactory(d, key, max_head), timeout=max(1, int(timeout)))
+    return d
 
 
 def _connect_one(reactor, host: str, port: int, timeout: float, max_head: int, key) -> defer.Deferred:

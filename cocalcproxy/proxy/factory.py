@@ -136,6 +136,7 @@ class ProxyFactory(Factory):
         proto: bytes = b"http",
         local_pages: Callable | None = None,
         connect: Callable | None = None,
+        activity: Callable[[], None] | None = None,
     ) -> None:
         self.reactor = reactor
         self.clock = reactor
@@ -145,6 +146,8 @@ class ProxyFactory(Factory):
         self.pool = pool
         self.proto = proto
         self.local_pages = local_pages
+        #: called (no arguments) when a backend answers or tunnel data passes (--activity-file)
+        self.activity = activity
         #: connect(host, port, key) -> Deferred[HttpBack]; injectable for tests.
         self.connect = connect or self._connect
         self._peers: dict[str, Peer] = {}

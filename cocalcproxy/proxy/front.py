@@ -33,9 +33,10 @@ from ..http1.reader import BODY_UNTIL_CLOSE, END, NEED_DATA, PAUSED, RequestRead
 from ..http1.reader import CLOSED as READER_CLOSED
 from ..net.fasttcp import set_nodelay
 from ..net.gate import BACKPRESSURE, CONNECTING, HANDOFF, PIPELINE, PauseGate, unregister
-from ..routing.forwarding import Peer, request_head_bytes, response_head_bytes
+from ..routing.forwarding import Peer, override_headers, request_head_bytes, response_head_bytes
 from ..routing.types import Forward, Handoff, Local, Named, Redirect, Reject
 from . import errors as pages
+from . import rewrite
 from .back import HttpBack, connect_error_status
 
 log = Logger()
@@ -72,6 +73,8 @@ class HttpFront(Protocol):
         self.served = 0
         self.tunnel_read_closed_sides = 0
         self.delegate = None  # the protocol that owns the connection after a Handoff
+        self.tunnel_activity = None  # the activity hook while a tunnel counts as activity
+        self.rewriter = None  # a proxy.rewrite buffer for servers with rewrite_response
 
     # ------------------------------------------------------------ connection
     def connectionMade(self) -> None:
@@ -85,6 +88,8 @@ class HttpFront(Protocol):
         state = self.state
         if state == TUNNEL:
             self.backend.transport.write(data)
+            if self.tunnel_activity is not None:
+                self.tunnel_activity()
             return
         if state == DELEGATED:
             self.delegate.dataReceived(data)
@@ -295,6 +300,8 @@ class HttpFront(Protocol):
         self.resp_head_sent = False
         self.retried = False
         self.out_head = request_head_bytes(req, route.target, self.peer, route.context_path)
+        if route.set_headers:
+            self.out_head = override_headers(self.out_head, route.set_headers)
         key = (route.host, route.port)
         backend = self.factory.pool.get(key)
         if backend is not None:
@@ -334,7 +341,8 @@ class HttpFront(Protocol):
         self.reused = reused
         backend.front = self
         backend.received = False
-        backend.reader.expect(req.method == b"HEAD", req.upgrade, decode_chunked=not req.is_11)
+        rewriting = self.route.rewrite is not None
+        backend.reader.expect(req.method == b"HEAD", req.upgrade, decode_chunked=not req.is_11 or rewriting)
         self.state = FORWARDING
         self.transport.registerProducer(backend.gate, True)
         if req.has_body:
@@ -424,11 +432,21 @@ class HttpFront(Protocol):
                         out.append(response_head_bytes(ev, keep_alive=True, client_is_11=True, reframe=False, context_path=None))
                     continue
                 out.append(self._final_head(ev))
+                if self.rewriter is not None:  # rewrite_response: hold the response back
+                    self.rewriter.start(out.pop())
+                    if out:
+                        self.transport.write(b"".join(out))
+                        out = []
         except ProtocolError as e:
-            if out:
+            if out and self.rewriter is None:
                 self.transport.write(b"".join(out))
+            self.rewriter = None
             self._response_failed(e.status, e.message)
             return
+        if self.rewriter is not None:
+            if not rewrite.relay(self, out, done):
+                return
+            out = []
         if out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         if done:
@@ -442,6 +460,13 @@ class HttpFront(Protocol):
             self.keep_alive = False
         self.backend_keep = resp.keep_alive and not until_close and req.is_11
         self.resp_head_sent = True
+        route = self.route
+        if route.rewrite is not None and req.method != b"HEAD" and resp.status not in (204, 304):
+            self.rewriter = route.rewrite()
+            self.resp_head_sent = False
+            reframe = True
+        if route.activity and self.factory.activity is not None:
+            self.factory.activity()
         return response_head_bytes(
             resp,
             keep_alive=self.keep_alive,
@@ -524,6 +549,9 @@ class HttpFront(Protocol):
         self.state = TUNNEL
         backend.tunnel = True
         self.resp_head_sent = True
+        if self.route.activity and self.factory.activity is not None:
+            self.tunnel_activity = self.factory.activity
+            self.tunnel_activity()
         out.append(response_head_bytes(resp, keep_alive=True, client_is_11=True, reframe=False, context_path=None, upgrade=True))
         early = backend.reader.trailing()
         if early:

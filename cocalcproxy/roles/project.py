@@ -2,8 +2,9 @@
 
 Routes ``B port/P``, ``B server/P``, ``B proxy/[absolute/][HOST:]P`` to servers
 in the project; ``B`` is ``<base-url><project-id>/`` (or ``<base-url>`` without a
-project id).  Named server processes are parsed from ``--config`` and arrive in
-the router through ``ProjectRouting.servers``.
+project id).  Named server processes come from ``--config`` and entry points
+(``cocalcproxy.supervise``); they are started on their first request, and
+``B server-proxy/…`` is their management API, ``B`` their launcher page.
 """
 
 from __future__ import annotations
@@ -11,15 +12,23 @@ from __future__ import annotations
 import os
 import uuid
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
 from ..options import CommonOptions
 from ..routing.allowlist import HostAllowlist
+from ..routing.paths import split_target
 from ..routing.project import ProjectRouting, route_project
-from ..routing.types import Local
+from ..routing.types import Local, Named, Reject
 from ..service import add_listeners, proxy_config, tracked
+from ..supervise import api as server_api
+from ..supervise.activity import ActivityFile
+from ..supervise.launcher import launcher_page
+from ..supervise.routes import NamedRoutes
+from ..supervise.spec import SpecError, parse_server
+from ..supervise.supervisor import Supervisor
 
 NAME = "project"
 DESCRIPTION = "In-container proxy: /<project_id>/port|server|proxy/<port>/ and named servers."
@@ -35,6 +44,12 @@ class Options(CommonOptions):
         ["project-id", None, None, "Project UUID; routes live under <base-url><project-id>/ (default: $COCALC_PROJECT_ID)."],
         ["config", None, None, "Python (c.ServerProxy…), JSON or TOML file with servers and host_allowlist."],
         ["target-host", None, "localhost", "Host that port routes connect to (localhost tries 127.0.0.1, then ::1)."],
+        ["activity-file", None, None, "Touch this file's mtime (at most once a second) when a request or WebSocket frame is proxied."],
+        ["rewrite-max-bytes", None, 64 << 20, "Largest response buffered for a server's rewrite_response (beyond: 502).", int],
+        ["kill-grace", None, 3.0, "Seconds between SIGTERM and SIGKILL when stopping a server process.", float],
+    ]
+    optFlags = [
+        ["no-entry-points", None, "Do not discover servers from the jupyter_serverproxy_servers / cocalcproxy_servers entry points."],
     ]
 
     def postOptions(self) -> None:
@@ -61,6 +76,26 @@ class Options(CommonOptions):
                 self["file-config"] = load_config(self["config"])
             except ConfigError as e:
                 raise usage.UsageError(str(e)) from None
+        self["server-specs"] = specs = {}
+        file_config = self["file-config"]
+        for name, raw in (file_config.servers if file_config else {}).items():
+            try:
+                spec, warnings = parse_server(name, raw, source=f"--config {self['config']}")
+            except SpecError as e:
+                raise usage.UsageError(f"--config {self['config']}: {e}") from None
+            for w in warnings:
+                log.warn("--config {path}: {warning}", path=self["config"], warning=w)
+            specs[name] = spec
+        if self["rewrite-max-bytes"] < 1:
+            raise usage.UsageError("--rewrite-max-bytes: must be at least 1")
+        if self["kill-grace"] <= 0:
+            raise usage.UsageError("--kill-grace: must be greater than 0")
+        if self["activity-file"]:
+            try:
+                with open(self["activity-file"], "a"):
+                    pass
+            except OSError as e:
+                raise usage.UsageError(f"--activity-file: cannot create {self['activity-file']}: {e.strerror}") from None
 
 
 def project_base(base_url: str, project_id: str | None) -> bytes:
@@ -68,46 +103,91 @@ def project_base(base_url: str, project_id: str | None) -> bytes:
     return (base_url + (project_id + "/" if project_id else "")).encode("ascii")
 
 
-def make_routing(options) -> ProjectRouting:
+def make_routing(options, servers=()) -> ProjectRouting:
     file_config = options.get("file-config")
     return ProjectRouting(
         base=project_base(options["base-url"], options["project-id"]),
         target_host=options["target-host"],
         allowlist=HostAllowlist(file_config.host_allowlist if file_config else None),
-        servers=(),
+        servers=frozenset(servers),
     )
 
 
-def index_page(routing: ProjectRouting):
-    """``GET B``: a short page saying where the project's servers are."""
+def server_specs(options) -> dict:
+    """Servers from entry points, then ``--config`` (which wins on a name clash)."""
+    specs = {}
+    if not options.get("no-entry-points"):
+        from ..supervise.discovery import discover
+
+        specs.update(discover())
+    for name, spec in (options.get("server-specs") or {}).items():
+        if name in specs:
+            log.info("server {name!r}: --config replaces the one from {source}", name=name, source=specs[name].source)
+        specs[name] = spec
+    return specs
+
+
+def local_pages(routing: ProjectRouting, supervisor):
+    """``GET B`` (the launcher page) and the management API's answers."""
+    base = routing.base.decode("ascii")
 
     def page(route: Local, req):
-        if route.name != "index":
-            return None
-        base = routing.base.decode("ascii")
-        body = (
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cocalcproxy</title></head><body>\n"
-            "<h1>cocalcproxy</h1>\n<p>Web servers in this project are reached at:</p>\n<ul>\n"
-            f"<li><code>{base}server/PORT/</code> (the server sees <code>/</code>)</li>\n"
-            f"<li><code>{base}port/PORT/</code> (the server sees the full path)</li>\n"
-            f"<li><code>{base}proxy/PORT/</code> and <code>{base}proxy/absolute/PORT/</code></li>\n"
-            "</ul></body></html>\n"
-        )
-        return 200, body.encode("utf-8"), b"text/html; charset=utf-8"
+        if route.name == "index":
+            return 200, launcher_page(supervisor, base), b"text/html; charset=utf-8"
+        return server_api.local_page(route, supervisor, base)
 
     return page
 
 
-def make_service(options, reactor) -> MultiService:
-    config = proxy_config(options)
-    routing = make_routing(options)
-    file_config = options.get("file-config")
-    if file_config and file_config.servers:
-        log.warn("server processes in --config are not started by this version; their routes answer 404")
+def make_router(routing: ProjectRouting, supervisor, named_routes: NamedRoutes):
+    base = routing.base
+    mgmt_prefix = base + server_api.PREFIX
 
     def router(req):
-        return route_project(routing, req.target, req)
+        route = route_project(routing, req.target, req)
+        kind = type(route)
+        if kind is Named:
+            if supervisor.stopping:
+                return Reject(503, "The proxy is stopping.")
+            return named_routes.route(route, req)
+        if kind is Reject and route.status == 404:
+            path = split_target(req.target)[0]
+            if path.startswith(mgmt_prefix):
+                mgmt = server_api.management_route(path[len(mgmt_prefix):], req.method, supervisor)
+                if mgmt is not None:
+                    return mgmt
+        return route
 
+    return router
+
+
+def make_service(options, reactor) -> MultiService:
+    config = proxy_config(options)
+    specs = server_specs(options)
+    routing = make_routing(options, specs)
+    base = routing.base.decode("ascii")
     top, tracker, pool = tracked(reactor, config, options["drain-timeout"])
-    add_listeners(top, options, reactor, config, router, tracker, pool, local_pages=index_page(routing))
-    return top
+    supervisor = Supervisor(specs, reactor, base, kill_grace=options["kill-grace"])
+    if specs:
+        log.info("server processes: {names}", names=", ".join(sorted(specs)))
+    activity = ActivityFile(options["activity-file"], reactor) if options.get("activity-file") else None
+    named_routes = NamedRoutes(supervisor, reactor, options["rewrite-max-bytes"])
+    router = make_router(routing, supervisor, named_routes)
+    add_listeners(top, options, reactor, config, router, tracker, pool,
+                  local_pages=local_pages(routing, supervisor), activity=activity)
+    outer = StopInOrder()
+    supervisor.setServiceParent(outer)
+    top.setServiceParent(outer)
+    return outer
+
+
+class StopInOrder(MultiService):
+    """Stops its children one after the other, last added first: the proxy
+    drains its clients, then the server processes are stopped (and waited for)."""
+
+    def stopService(self):
+        Service.stopService(self)
+        d = defer.succeed(None)
+        for child in reversed(list(self)):
+            d.addBoth(lambda _, child=child: child.stopService())
+        return d

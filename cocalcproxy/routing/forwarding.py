@@ -146,3 +146,17 @@ def response_head_bytes(
         append(b"Connection: keep-alive")
     append(b"\r\n")
     return b"\r\n".join(lines)
+
+
+_NOT_OVERRIDABLE = frozenset((b"content-length", b"transfer-encoding", b"connection", b"upgrade"))
+
+
+def override_headers(head: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """A serialised request head with each ``(name, value)`` replacing any
+    same-named header (a server's ``request_headers_override``).  Framing and
+    connection headers are never overridden."""
+    lines = head[:-4].split(b"\r\n")
+    names = {n.lower() for n, _ in headers} - _NOT_OVERRIDABLE
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln.split(b":", 1)[0].strip().lower() not in names]
+    kept += [n + b": " + v for n, v in headers if n.lower() in names]
+    return b"\r\n".join(kept) + b"\r\n\r\n"

@@ -12,6 +12,11 @@ class Forward:
     ``context_path`` is set (without trailing slash) when the route strips a
     prefix: the backend then gets the context-path headers and 3xx Locations
     are rewritten (SPEC §3).  ``route`` names the route kind for logs/metrics.
+    A ``host`` that is an absolute path (``/…``) is a UNIX socket (``port`` 0).
+    ``set_headers`` replace same-named request headers (a server's
+    ``request_headers_override``); ``activity`` False keeps this exchange out of
+    ``--activity-file``; ``rewrite`` (a ``proxy.rewrite`` callable) buffers the
+    response for a server's ``rewrite_response``.
     """
 
     host: str
@@ -19,6 +24,9 @@ class Forward:
     target: bytes
     context_path: bytes | None
     route: str
+    set_headers: tuple = ()
+    activity: bool = True
+    rewrite: object = None
 
 
 @dataclass(frozen=True, slots=True)

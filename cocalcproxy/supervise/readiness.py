@@ -1,0 +1,142 @@
+"""Is a freshly started server answering yet?  The only module that uses treq.
+
+Ready = any valid HTTP response (SPEC §4), or for raw-socket servers a
+successful connect.  Attempts back off from 50 ms to 1 s until the deadline;
+the wait stops early when the process ends, so a crash gives 502 at once.
+
+treq pitfalls (STYLE §1.6): one ``HTTPClient`` per supervisor over a
+*non-persistent* pool (no idle probe connections left behind, no global pool),
+an explicit ``timeout=`` on every attempt, and the body always drained.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+FIRST_DELAY = 0.05
+MAX_DELAY = 1.0
+ATTEMPT_TIMEOUT = 1.0
+
+
+class _QuietFactory(_HTTP11ClientFactory):
+    noisy = False  # no "Starting factory" log lines for every probe
+
+
+class NotReady(Exception):
+    """The deadline passed without an answer."""
+
+
+class ProcessGone(Exception):
+    """The process ended while we waited for it."""
+
+
+@implementer(IAgentEndpointFactory)
+class _UnixEndpoints:
+    def __init__(self, reactor, path: str) -> None:
+        self.reactor = reactor
+        self.path = path
+
+    def endpointForURI(self, uri):
+        return UNIXClientEndpoint(self.reactor, self.path, timeout=ATTEMPT_TIMEOUT)
+
+
+class Prober:
+    """Readiness checks for every server of one supervisor."""
+
+    def __init__(self, reactor) -> None:
+        import treq.client
+
+        self.reactor = reactor
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.pool._factory = _QuietFactory
+        self.http = treq.client.HTTPClient(Agent(reactor, pool=self.pool))
+        self._treq_client = treq.client
+
+    def _client_for(self, unix_socket: str | None):
+        if unix_socket is None:
+            return self.http
+        agent = Agent.usingEndpointFactory(self.reactor, _UnixEndpoints(self.reactor, unix_socket), pool=self.pool)
+        return self._treq_client.HTTPClient(agent)
+
+    async def _http_once(self, host: str, port: int, unix_socket: str | None, path: str, timeout: float) -> None:
+        client = self._client_for(unix_socket)
+        url = f"http://{host}:{port}{path}" if unix_socket is None else f"http://localhost{path}"
+        response = await client.get(url, timeout=timeout, allow_redirects=False)
+        d = response.collect(lambda _data: None)  # drain and discard
+        d.addTimeout(timeout, self.reactor)
+        await d
+
+    async def _connect_once(self, host: str, port: int, unix_socket: str | None, timeout: float) -> None:
+        if unix_socket is None:
+            endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=timeout)
+        else:
+            endpoint = UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout)
+        proto = await connectProtocol(endpoint, Protocol())
+        proto.transport.abortConnection()
+
+    def wait_ready(self, *, host: str, port: int, unix_socket: str | None, path: str, timeout: float,
+                   raw: bool, ended: defer.Deferred) -> defer.Deferred:
+        """Fire when the server answers; fail with ``NotReady`` at the deadline or
+        ``ProcessGone`` as soon as ``ended`` fires."""
+        clock = self.reactor
+        deadline = clock.seconds() + timeout
+        state = {"gone": False, "attempt": None, "sleep": None}
+
+        def on_end(result):
+            state["gone"] = True
+            for k in ("attempt", "sleep"):
+                d = state[k]
+                if d is not None and not d.called:
+                    d.cancel()
+            return result
+
+        ended.addBoth(on_end)
+
+        async def loop() -> None:
+            delay = FIRST_DELAY
+            while True:
+                if state["gone"]:
+                    raise ProcessGone()
+                remaining = deadline - clock.seconds()
+                if remaining <= 0:
+                    raise NotReady()
+                per_try = min(remaining, ATTEMPT_TIMEOUT)
+                if raw:
+                    coro = self._connect_once(host, port, unix_socket, per_try)
+                else:
+                    coro = self._http_once(host, port, unix_socket, path, per_try)
+                attempt = state["attempt"] = defer.Deferred.fromCoroutine(coro)
+                try:
+                    await attempt
+                    if state["gone"]:
+                        raise ProcessGone()
+                    return
+                except (ProcessGone, NotReady):
+                    raise
+                except Exception:  # noqa: BLE001 - refused, reset, timeout, cancelled: not ready yet
+                    pass
+                finally:
+                    state["attempt"] = None
+                if state["gone"]:
+                    raise ProcessGone()
+                remaining = deadline - clock.seconds()
+                if remaining <= 0:
+                    raise NotReady()
+                sleep = state["sleep"] = task.deferLater(clock, min(delay, remaining), lambda: None)
+                try:
+                    await sleep
+                except defer.CancelledError:
+                    pass
+                finally:
+                    state["sleep"] = None
+                delay = min(delay * 2, MAX_DELAY)
+
+        return defer.Deferred.fromCoroutine(loop())
+
+    def close(self) -> defer.Deferred:
+        return self.pool.closeCachedConnections()

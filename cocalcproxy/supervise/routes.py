@@ -1,0 +1,142 @@
+"""From a ``Named`` route to what the front carries out.
+
+A running server gets a ``Forward`` at once; otherwise the route is a Deferred
+that fires when its start has succeeded (``Forward``) or failed (``Reject`` 502
+/504 naming the server).  Raw-socket servers take WebSocket upgrades only
+(405 otherwise) and are handed to the WebSocket ↔ TCP bridge.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..routing.paths import split_target
+from ..routing.types import Forward, Handoff, Named, Reject
+from . import api
+from .process import StartError, Target
+from .spec import call_with_declared, map_path
+
+log = Logger()
+
+
+def _bridge_start():
+    """The bridge's entry point, if the bridge module exists in this build."""
+    try:
+        from ..wsbridge import bridge_start
+    except ImportError:
+        return None
+    return bridge_start
+
+
+class NamedRoutes:
+    def __init__(self, supervisor, reactor, rewrite_max_bytes: int = 64 << 20) -> None:
+        self.supervisor = supervisor
+        self.reactor = reactor
+        self.rewrite_max_bytes = rewrite_max_bytes
+
+    def route(self, named: Named, req):
+        server = self.supervisor.servers.get(named.name)
+        if server is None:
+            return Reject(404, "No such server.")
+        spec = server.spec
+        if spec.raw_socket_proxy:
+            return self._raw_route(server, req)
+        target = server.running_target()
+        if target is not None:
+            return self._forward(server, named, req, target)
+        d = server.ensure_started()
+        d.addCallbacks(lambda t: self._forward(server, named, req, t), _rejected)
+        return d
+
+    # ------------------------------------------------------------------ http
+    def _forward(self, server, named: Named, req, target: Target) -> Forward:
+        spec = server.spec
+        if spec.absolute_url:
+            path_target, context = named.full_target, None
+        else:
+            path, query = split_target(named.rest)
+            if spec.mappath:
+                text = path.decode("latin-1")
+                path = map_path(spec, text).encode("latin-1")
+            path_target, context = path + query, named.context_path
+        activity = self._counts(spec, req)
+        if activity:
+            api.touch(server)
+        if target.unix_socket:
+            host, port = os.path.abspath(target.unix_socket), 0
+        else:
+            host, port = "localhost", target.port
+        rewrite = None
+        if spec.rewrite_response:
+            from ..proxy.rewrite import make_rewriter
+
+            rewrite = make_rewriter(spec, req, host, port, path_target, self.rewrite_max_bytes)
+        return Forward(host, port, path_target, context, "named", set_headers=target.headers, activity=activity,
+                       rewrite=rewrite)
+
+    def _counts(self, spec, req) -> bool:
+        """Does this request count as activity (``update_last_activity``, the exclude patterns)?"""
+        setting = spec.update_last_activity
+        if setting is False:
+            return False
+        path_b, query_b = split_target(req.target)
+        path = path_b.decode("latin-1")
+        for pattern in spec.exclude_last_activity_patterns:
+            if pattern.match(path):
+                return False
+        if setting is True:
+            return True
+        headers = {}
+        for lname, value, _ in req.headers:
+            headers[lname.decode("latin-1")] = value.decode("latin-1")
+        request = SimpleNamespace(path=path, query=query_b[1:].decode("latin-1"), method=req.method.decode("latin-1"),
+                                  headers=headers)
+        try:
+            return bool(call_with_declared(setting, {"request": request, "path": request.path, "query": request.query,
+                                                     "method": request.method, "headers": headers}))
+        except Exception:  # noqa: BLE001 - the operator's callable
+            log.failure("server {server}: update_last_activity callable failed", server=spec.name)
+            return True
+
+    # ------------------------------------------------------------ raw socket
+    def _raw_route(self, server, req):
+        name = server.spec.name
+        if not req.upgrade:
+            return Reject(405, f"The server '{name}' is a raw socket server: only WebSocket connections are accepted.")
+        bridge_start = _bridge_start()
+        if bridge_start is None:
+            return Reject(501, f"The server '{name}' needs the WebSocket-to-TCP bridge, which this build does not have.")
+        counts = self._counts(server.spec, req)
+
+        def handoff(target: Target):
+            if counts:
+                api.touch(server)
+            return Handoff(bridge_start(self.reactor, _endpoint(self.reactor, target)))
+
+        target = server.running_target()
+        if target is not None:
+            return handoff(target)
+        d = server.ensure_started()
+        d.addCallbacks(handoff, _rejected)
+        return d
+
+
+def _endpoint(reactor, target: Target):
+    from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+
+    if target.unix_socket:
+        return UNIXClientEndpoint(reactor, target.unix_socket)
+    return HostnameEndpoint(reactor, "localhost", target.port)
+
+
+def _rejected(failure):
+    if failure.check(StartError):
+        return Reject(failure.value.status, failure.value.message)
+    if failure.check(defer.CancelledError):
+        return Reject(503, "The request was cancelled.")
+    log.failure("starting a server failed", failure)
+    return Reject(502, "The server could not be started.")

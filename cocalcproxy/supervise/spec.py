@@ -1,0 +1,309 @@
+"""A server process's options, validated once, with jupyter-server-proxy's semantics.
+
+``parse_server(name, options)`` turns one ``c.ServerProxy.servers`` entry (or an
+entry point's dict) into a ``ServerSpec``; every problem is a ``SpecError``
+naming the server and the key.  ``resolve`` fills in the templates for one
+start: callables get only the arguments they declare, ``{{``/``}}`` escape
+braces, and a callable's result is templated exactly once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+#: Names that would shadow the proxy's own routes (SPEC §4).
+RESERVED_NAMES = frozenset({"server", "port", "proxy", "server-proxy", "healthz", "metrics"})
+_NAME = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+")
+_TEMPLATE_KEYS = ("port", "unix_socket", "base_url")
+_KNOWN = {
+    "command", "timeout", "environment", "absolute_url", "port", "unix_socket", "mappath",
+    "launcher_entry", "new_browser_tab", "request_headers_override", "update_last_activity",
+    "exclude_last_activity_patterns", "raw_socket_proxy", "rewrite_response",
+    # accepted for compatibility, no effect here (we always stream):
+    "progressive",
+}
+
+
+class SpecError(ValueError):
+    """An invalid server option; the message names the server and the key."""
+
+
+@dataclass(frozen=True)
+class LauncherEntry:
+    enabled: bool = True
+    icon_path: str | None = None
+    title: str = ""
+    path_info: str = ""
+    category: str = "Notebook"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    command: Any = None  # list of str, a callable, or None (already running)
+    timeout: float = 5.0
+    environment: Any = field(default_factory=dict)
+    absolute_url: bool = False
+    port: int = 0
+    unix_socket: Any = None  # None, a path, or True (private temp dir)
+    mappath: Any = field(default_factory=dict)
+    launcher_entry: LauncherEntry = field(default_factory=LauncherEntry)
+    new_browser_tab: bool = True
+    request_headers_override: Any = field(default_factory=dict)
+    update_last_activity: Any = True
+    exclude_last_activity_patterns: tuple = ()
+    raw_socket_proxy: bool = False
+    rewrite_response: tuple = ()
+    source: str = "config"
+
+    @property
+    def supervised(self) -> bool:
+        """False for a server with no command: it is proxied to as already running."""
+        return bool(self.command)
+
+
+def call_with_declared(fn: Callable, available: dict) -> Any:
+    """Call ``fn`` with only the arguments it declares (all of them for ``**kw``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return fn()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return fn(**available)
+    kwargs = {}
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL):
+            continue
+        if p.name in available:
+            kwargs[p.name] = available[p.name]
+    return fn(**kwargs)
+
+
+def template(value: str, values: dict) -> str:
+    """``str.format`` with only ``{port}``, ``{unix_socket}``, ``{base_url}``; ``{{``/``}}`` escape."""
+    return value.format_map(_Strict(values))
+
+
+class _Strict(dict):
+    def __missing__(self, key):
+        raise KeyError(key)
+
+
+def _check_template(name: str, key: str, value: str) -> None:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+    except ValueError as e:
+        raise SpecError(f"server {name!r}: {key}: bad template {value!r}: {e}") from None
+    for f in fields:
+        if f not in _TEMPLATE_KEYS:
+            raise SpecError(f"server {name!r}: {key}: unknown template field {{{f}}} in {value!r} "
+                            f"(use {{port}}, {{unix_socket}} or {{base_url}}; {{{{ and }}}} for braces)")
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"server name {name!r}: must be a non-empty string")
+    if name in RESERVED_NAMES:
+        raise SpecError(f"server name {name!r}: reserved (it would hide the proxy's own {name}/ route)")
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        raise SpecError(f"server name {name!r}: only URL path characters, no '/' or '%'")
+    return name
+
+
+def parse_server(name: Any, raw: Any, source: str = "config") -> tuple[ServerSpec, list[str]]:
+    """Validate one server's options; return the spec and warnings (unknown keys)."""
+    name = check_name(name)
+    if not isinstance(raw, dict):
+        raise SpecError(f"server {name!r}: options must be a dict, got {type(raw).__name__}")
+    warnings = [f"server {name!r}: unknown key {k!r} ignored" for k in raw if k not in _KNOWN]
+
+    def bad(key: str, why: str):
+        return SpecError(f"server {name!r}: {key}: {why}")
+
+    def get_bool(key: str, default: bool) -> bool:
+        v = raw.get(key, default)
+        if not isinstance(v, bool):
+            raise bad(key, f"must be true or false, got {v!r}")
+        return v
+
+    command = raw.get("command")
+    if command is not None and not callable(command):
+        if isinstance(command, (str, bytes)) or not isinstance(command, (list, tuple)):
+            raise bad("command", "must be a list of strings or a callable")
+        for item in command:
+            if not isinstance(item, str):
+                raise bad("command", f"every item must be a string, got {item!r}")
+            _check_template(name, "command", item)
+        command = list(command)
+
+    timeout = raw.get("timeout", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise bad("timeout", f"must be a positive number of seconds, got {timeout!r}")
+
+    environment = _dict_or_callable(raw, "environment", bad, name)
+    headers = _dict_or_callable(raw, "request_headers_override", bad, name)
+    if isinstance(headers, dict):
+        for k, v in headers.items():
+            if not _TOKEN.fullmatch(k) or any(c in v for c in "\r\n\0"):
+                raise bad("request_headers_override", f"invalid header {k!r}: {v!r}")
+
+    port = raw.get("port", 0)
+    if port is None:
+        port = 0
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise bad("port", f"must be a port number 0-65535, got {port!r}")
+
+    unix_socket = raw.get("unix_socket")
+    if unix_socket is False:
+        unix_socket = None
+    if unix_socket is not None and unix_socket is not True:
+        if not isinstance(unix_socket, str) or not unix_socket:
+            raise bad("unix_socket", f"must be a path or true, got {unix_socket!r}")
+
+    if not command and unix_socket is True:
+        raise bad("unix_socket", "true needs a command (the socket path is chosen at start)")
+    if not command and not unix_socket and not port:
+        raise bad("port", "a server without a command must give the port (or unix_socket) it already listens on")
+
+    mappath = raw.get("mappath", {})
+    if mappath is None:
+        mappath = {}
+    if not callable(mappath):
+        if not isinstance(mappath, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mappath.items()):
+            raise bad("mappath", "must be a dict of path to path, or a callable")
+
+    launcher = raw.get("launcher_entry", {}) or {}
+    if not isinstance(launcher, dict):
+        raise bad("launcher_entry", "must be a dict")
+    for k in ("icon_path", "title", "path_info", "category"):
+        if launcher.get(k) is not None and not isinstance(launcher[k], str):
+            raise bad(f"launcher_entry.{k}", f"must be a string, got {launcher[k]!r}")
+    enabled = launcher.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise bad("launcher_entry.enabled", f"must be true or false, got {enabled!r}")
+    entry = LauncherEntry(
+        enabled=enabled,
+        icon_path=launcher.get("icon_path") or None,
+        title=launcher.get("title") or name,
+        path_info=launcher.get("path_info") or name + "/",
+        category=launcher.get("category") or "Notebook",
+    )
+
+    activity = raw.get("update_last_activity", True)
+    if not isinstance(activity, bool) and not callable(activity):
+        raise bad("update_last_activity", f"must be true, false or a callable, got {activity!r}")
+    patterns = raw.get("exclude_last_activity_patterns", ()) or ()
+    if isinstance(patterns, str) or not isinstance(patterns, (list, tuple)):
+        raise bad("exclude_last_activity_patterns", "must be a list of regular expressions")
+    compiled = []
+    for p in patterns:
+        try:
+            compiled.append(re.compile(p))
+        except (re.error, TypeError) as e:
+            raise bad("exclude_last_activity_patterns", f"{p!r}: {e}") from None
+
+    rewrite = raw.get("rewrite_response", ()) or ()
+    if callable(rewrite):
+        rewrite = (rewrite,)
+    if not isinstance(rewrite, (list, tuple)) or not all(callable(r) for r in rewrite):
+        raise bad("rewrite_response", "must be a callable or a list of callables")
+
+    spec = ServerSpec(
+        name=name,
+        command=command or None,
+        timeout=float(timeout),
+        environment=environment,
+        absolute_url=get_bool("absolute_url", False),
+        port=port,
+        unix_socket=unix_socket,
+        mappath=mappath,
+        launcher_entry=entry,
+        new_browser_tab=get_bool("new_browser_tab", True),
+        request_headers_override=headers,
+        update_last_activity=activity,
+        exclude_last_activity_patterns=tuple(compiled),
+        raw_socket_proxy=get_bool("raw_socket_proxy", False),
+        rewrite_response=tuple(rewrite),
+        source=source,
+    )
+    return spec, warnings
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _dict_or_callable(raw: dict, key: str, bad, name: str):
+    value = raw.get(key, {})
+    if value is None:
+        return {}
+    if callable(value):
+        return value
+    if not isinstance(value, dict):
+        raise bad(key, "must be a dict of strings or a callable")
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise bad(key, f"keys and values must be strings, got {k!r}: {v!r}")
+        _check_template(name, key, v)
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What one start of a server uses: the templates filled in."""
+
+    argv: list[str]
+    environment: dict[str, str]
+    headers: tuple[tuple[bytes, bytes], ...]
+
+
+def resolve(spec: ServerSpec, port: int, unix_socket: str, base_url: str) -> Resolved:
+    """Fill in the templates (and call the callables) for one start.  Raises SpecError."""
+    values = {"port": port, "unix_socket": unix_socket, "base_url": base_url}
+
+    def produce(key: str, value):
+        if callable(value):
+            try:
+                return call_with_declared(value, values)
+            except Exception as e:  # noqa: BLE001 - the operator's callable
+                raise SpecError(f"server {spec.name!r}: {key}: the callable failed: {type(e).__name__}: {e}") from None
+        return value
+
+    def fill(key: str, s) -> str:
+        if not isinstance(s, str):
+            raise SpecError(f"server {spec.name!r}: {key}: expected a string, got {s!r}")
+        try:
+            return template(s, values)
+        except (KeyError, ValueError, IndexError) as e:
+            raise SpecError(f"server {spec.name!r}: {key}: bad template {s!r}: {e}") from None
+
+    command = produce("command", spec.command) or []
+    if isinstance(command, (str, bytes)) or not isinstance(command, (list, tuple)):
+        raise SpecError(f"server {spec.name!r}: command: the callable must return a list of strings")
+    argv = [fill("command", a) for a in command]
+    env = produce("environment", spec.environment) or {}
+    if not isinstance(env, dict):
+        raise SpecError(f"server {spec.name!r}: environment: the callable must return a dict")
+    environment = {str(k): fill("environment", v) for k, v in env.items()}
+    hdrs = produce("request_headers_override", spec.request_headers_override) or {}
+    if not isinstance(hdrs, dict):
+        raise SpecError(f"server {spec.name!r}: request_headers_override: the callable must return a dict")
+    headers = []
+    for k, v in hdrs.items():
+        v = fill("request_headers_override", v)
+        if not isinstance(k, str) or not _TOKEN.fullmatch(k) or any(c in v for c in "\r\n\0"):
+            raise SpecError(f"server {spec.name!r}: request_headers_override: invalid header {k!r}")
+        headers.append((k.encode("latin-1"), v.encode("latin-1")))
+    return Resolved(argv, environment, tuple(headers))
+
+
+def map_path(spec: ServerSpec, path: str) -> str:
+    """``mappath``: a dict lookup or a callable given ``path``."""
+    m = spec.mappath
+    if callable(m):
+        result = call_with_declared(m, {"path": path})
+        return result if isinstance(result, str) and result.startswith("/") else path
+    return m.get(path, path)
