@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import PROJECT_ID
 from tests.support.backends import RecordingBackend
 from tests.support.procs import ProxyProcess, free_port
-from tests.support.rawhttp import exchange, http_get, send_and_read
+from tests.support.rawhttp import exchange, http_get
 
 OTHER_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 B = f"/{PROJECT_ID}/"
@@ -362,8 +362,6 @@ def test_config_bad_host_part_still_404(config_proxies, config):
     assert answer.status == 404
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: an allowlist callable that raises escapes route_project; "
-                   "the connection is dropped with no response (allowlist.py promises a denial)")
 def test_config_callable_that_raises_denies(config_proxies):
     proxy = config_proxies["python-callable"]
     answer = exchange(proxy.port, http_get(f"{B}proxy/127.0.0.9:8000/x"))
@@ -371,11 +369,4 @@ def test_config_callable_that_raises_denies(config_proxies):
     assert not_allowed_text("127.0.0.9") in answer.body
     assert b"secret-internal-detail" not in answer.raw
     assert b"Traceback" not in answer.raw
-
-
-def test_config_callable_that_raises_leaks_nothing_to_the_client(config_proxies):
-    proxy = config_proxies["python-callable"]
-    raw, closed = send_and_read(proxy.port, http_get(f"{B}proxy/127.0.0.9:8000/x"))
-    assert b"secret-internal-detail" not in raw and b"Traceback" not in raw
-    assert closed
     assert exchange(proxy.port, http_get(f"{B}healthz")).status == 200
