@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import socket
 import time
 
@@ -478,3 +479,33 @@ def test_connect_refused_502_says_so_and_closes_as_it_says(project_proxy):
     answer = exchange_keepalive(project_proxy.port, http_get(f"{B}server/{free_port()}/", close=False))
     assert answer.status == 502
     assert answer.closed == (answer.header(b"connection") == b"close")
+
+
+def test_pipelined_request_after_a_rejected_one_is_served(project_proxy):
+    raw = (http_get(f"{B}server/80/../x", close=False) + http_get(f"{B}nothing/", close=False)
+           + http_get(f"{B}healthz"))
+    with socket.create_connection(("127.0.0.1", project_proxy.port), timeout=5) as sock:
+        sock.sendall(raw)
+        data, closed = read_until_closed(sock, 5)
+    statuses = [int(status) for status in re.findall(rb"(?:^|\n)HTTP/1\.1 (\d{3}) ", data)]
+    assert statuses == [400, 404, 200]
+    assert closed and data.endswith(b"\r\n\r\nok\n")
+
+
+def test_expect_continue_to_a_rejected_route_gets_no_100(project_proxy):
+    raw = b"POST %snothing/ HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n" % B.encode()
+    answer = exchange(project_proxy.port, raw)  # the body is never sent
+    assert_clean_error(answer, 404)
+    assert b"100 Continue" not in answer.raw
+
+
+def test_http10_keep_alive_error_keeps_the_connection(project_proxy):
+    raw = b"GET %snothing/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % B.encode()
+    answer = exchange_keepalive(project_proxy.port, raw)
+    assert answer.status == 404
+    assert answer.header(b"connection") == b"keep-alive" and not answer.closed
+
+
+def test_http10_error_closes(project_proxy):
+    answer = exchange(project_proxy.port, b"GET %snothing/ HTTP/1.0\r\n\r\n" % B.encode())
+    assert_clean_error(answer, 404)

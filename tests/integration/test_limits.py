@@ -95,6 +95,21 @@ def test_request_line_boundary_8192(project_proxy):
     assert too_long.status == 414
 
 
+def test_request_line_of_8192_split_between_cr_and_lf_is_not_414(project_proxy):
+    with connect(project_proxy.port) as sock:
+        sock.sendall(request_line_of(8192) + b"\r")
+        assert wait_until(lambda: project_proxy.tcp_connections() >= 1, 2)
+        time.sleep(0.1)  # let the proxy read the lone CR on its own
+        sock.sendall(b"\nHost: x\r\nConnection: close\r\n\r\n")
+        raw, closed = read_until_closed(sock, 5)
+    assert parse_first_response(raw, closed).status == 404
+
+
+def test_request_line_under_8k_but_over_head_limit_is_431(small, no_leaks):
+    answer = exchange(small.port, request_line_of(5000) + b"\r\nHost: x\r\n\r\n")
+    assert answer.status == 431 and answer.closed
+
+
 def test_head_boundary_at_max_header_bytes(small, no_leaks):
     at_limit = padded_request(SMALL_HEAD)
     assert len(at_limit) == SMALL_HEAD
