@@ -1,0 +1,377 @@
+"""Supervised server processes end to end (SPEC §4): real proxy, real child processes.
+
+One proxy (module scope) runs ``tests/support/servers_config.py``; its servers
+are small real processes (``python -m http.server``, ``tests.support.toy_server``).
+Child PIDs come from the pid files the servers write at start, so every
+"killed" / "restarted" / "no orphan" claim is checked against the kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.backends import RecordingBackend
+from tests.support.client import get, request
+from tests.support.procs import REPO, ProxyProcess
+
+CONFIG = str(REPO / "tests" / "support" / "servers_config.py")
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(cond, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pids(state: Path, name: str) -> list[int]:
+    f = state / f"{name}.pids"
+    return [int(x) for x in f.read_text().split()] if f.exists() else []
+
+
+def group_members(pgid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+@pytest.fixture(scope="module")
+def external():
+    b = RecordingBackend()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, external):
+    state = tmp_path_factory.mktemp("servers")
+    activity = state / "activity"
+    proxy = ProxyProcess("project", ["--config", CONFIG, "--no-entry-points", "--activity-file", str(activity),
+                                     "--rewrite-max-bytes", "100000", "--kill-grace", "1"],
+                         env={"TOY_STATE": str(state), "TOY_EXTERNAL_PORT": str(external.port)})
+    yield proxy, state, activity
+    proxy.stop()
+
+
+def body_json(answer):
+    assert answer.status == 200, answer.body[:300]
+    return json.loads(answer.body)
+
+
+# ----------------------------------------------------------------- serving
+def test_python_http_server_started_on_first_request(env):
+    proxy, state, _ = env
+    (state / "hello.txt").write_text("hello from http.server\n")
+    answer = get(proxy.port, "/pyhttp/hello.txt")
+    assert answer.status == 200
+    assert answer.body == b"hello from http.server\n"
+
+
+def test_no_trailing_slash_redirects(env):
+    proxy, _, _ = env
+    answer = get(proxy.port, "/pyhttp?x=1")
+    assert answer.status == 301
+    assert answer.header(b"location") == b"/pyhttp/?x=1"
+
+
+def test_templates_environment_headers_and_mappath(env):
+    proxy, state, _ = env
+    seen = body_json(get(proxy.port, "/toy/a/b?q=1", {"User-Agent": "client"}))
+    assert seen["path"] == "/a/b?q=1"  # the name is stripped, the query kept
+    port = int(seen["env"]["TOY_PORT"])
+    assert seen["env"]["TOY_BRACES"] == "{literal}"
+    assert seen["env"]["TOY_BASE"] == "/"
+    headers = {k.lower(): v for k, v in seen["headers"]}
+    assert headers["x-toy-override"] == f"port {port}"
+    assert headers["user-agent"] == "overridden"
+    assert [v for k, v in seen["headers"] if k.lower() == "user-agent"] == ["overridden"]
+    assert headers["x-forwarded-context"] == "/toy"
+    assert pids(state, "toy") == [seen["pid"]]
+    assert body_json(get(proxy.port, "/toy/mapped?z"))["path"] == "/was-mapped?z"
+
+
+def test_callables_get_only_declared_arguments(env):
+    proxy, state, _ = env
+    seen = body_json(get(proxy.port, "/callable/x"))
+    assert seen["path"] == "/m/x"  # mappath callable
+    port = seen["env"]["TOY_DIRECT"]
+    assert seen["env"]["TOY_FROM_CALLABLE"] == f"p={port} b=/"  # a callable's result is templated once
+    assert pids(state, "callable") == [seen["pid"]]
+
+
+def test_absolute_url_sees_full_path(env):
+    proxy, _, _ = env
+    assert body_json(get(proxy.port, "/absolute/deep/x?y"))["path"] == "/absolute/deep/x?y"
+
+
+def test_unix_socket_true_uses_private_dir(env):
+    proxy, state, _ = env
+    seen = body_json(get(proxy.port, "/sock/hi"))
+    assert seen["path"] == "/hi"
+    info = body_json(get(proxy.port, "/server-proxy/api/servers/sock"))
+    path = info["unix_socket"]
+    assert info["port"] is None and path.endswith("/socket")
+    assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700
+    assert info["pid"] == pids(state, "sock")[0]
+
+
+def test_unix_socket_path(env):
+    proxy, state, _ = env
+    assert body_json(get(proxy.port, "/fixedsock/x"))["path"] == "/x"
+    assert (state / "fixed.sock").exists()
+
+
+def test_server_without_command_is_proxied_as_running(env, external):
+    proxy, _, _ = env
+    answer = get(proxy.port, "/external/already/running")
+    assert answer.status == 200
+    assert external.wait_requests(1)[-1].target == b"/already/running"
+
+
+# --------------------------------------------------------------- lifecycle
+def test_server_that_exits_is_restarted_on_next_request(env):
+    proxy, state, _ = env
+    first = body_json(get(proxy.port, "/once/"))["pid"]
+    wait_until(lambda: not alive(first), what="the one-shot server to exit")
+    second = body_json(get(proxy.port, "/once/"))["pid"]
+    assert second != first
+    assert pids(state, "once") == [first, second]
+
+
+def test_never_ready_gives_504_and_is_killed(env):
+    proxy, state, _ = env
+    started = time.monotonic()
+    answer = get(proxy.port, "/never/")
+    assert answer.status == 504
+    assert b"never" in answer.body
+    assert 1.3 < time.monotonic() - started < 6
+    [pid] = pids(state, "never")
+    wait_until(lambda: not alive(pid), timeout=5, what="the never-ready server to be killed")
+
+
+def test_crash_on_start_gives_502_at_once(env):
+    proxy, _, _ = env
+    started = time.monotonic()
+    answer = get(proxy.port, "/crash/")
+    assert answer.status == 502
+    assert b"crash" in answer.body
+    assert time.monotonic() - started < 5  # not the 30 s readiness timeout
+
+
+def test_missing_executable_gives_502(env):
+    proxy, _, _ = env
+    started = time.monotonic()
+    answer = get(proxy.port, "/missing/")
+    assert answer.status == 502 and b"missing" in answer.body
+    assert time.monotonic() - started < 5
+
+
+def test_concurrent_first_requests_share_one_start(env):
+    proxy, state, _ = env
+    results: list = []
+
+    def fetch():
+        try:
+            results.append(get(proxy.port, "/slow/x").status)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results.append(repr(e))
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [200] * 8
+    assert len(pids(state, "slow")) == 1
+
+
+def test_raw_socket_server_refuses_plain_http(env):
+    proxy, _, _ = env
+    assert get(proxy.port, "/raw/").status == 405
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    head = "".join(f"{k}: {v}\r\n" for k, v in upgrade.items())
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+        s.sendall(f"GET /raw/ HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+        status_line = s.recv(65536).split(b"\r\n", 1)[0]
+    try:
+        import cocalcproxy.wsbridge  # noqa: F401
+    except ImportError:
+        assert status_line == b"HTTP/1.1 501 Not Implemented"
+    else:
+        assert status_line.startswith(b"HTTP/1.1 101 ")
+
+
+# -------------------------------------------------------------- management
+def test_servers_info(env):
+    proxy, _, _ = env
+    info = body_json(get(proxy.port, "/server-proxy/servers-info"))
+    by_name = {s["name"]: s for s in info["server_processes"]}
+    assert by_name["pyhttp"] == {
+        "name": "pyhttp",
+        "launcher_entry": {"enabled": True, "title": "Python HTTP", "path_info": "pyhttp/", "category": "Notebook",
+                           "icon_url": "/server-proxy/icon/pyhttp"},
+        "new_browser_tab": True,
+    }
+    assert by_name["toy"]["new_browser_tab"] is False
+    assert "icon_url" not in by_name["toy"]["launcher_entry"]
+    assert by_name["callable"]["launcher_entry"]["enabled"] is False
+
+
+def test_icon(env):
+    proxy, _, _ = env
+    answer = get(proxy.port, "/server-proxy/icon/pyhttp")
+    assert answer.status == 200
+    assert answer.header(b"content-type") == b"image/svg+xml"
+    assert answer.body.startswith(b"<svg")
+    assert get(proxy.port, "/server-proxy/icon/toy").status == 404
+    assert get(proxy.port, "/server-proxy/icon/nosuch").status == 404
+
+
+def test_running_servers_and_delete(env):
+    proxy, state, _ = env
+    seen = body_json(get(proxy.port, "/toy/"))
+    listing = body_json(get(proxy.port, "/server-proxy/api/servers/"))
+    entry = {s["name"]: s for s in listing}["toy"]
+    assert set(entry) == {"name", "pid", "port", "unix_socket", "started", "last_activity"}
+    assert entry["pid"] == seen["pid"] and isinstance(entry["port"], int) and entry["unix_socket"] is None
+    assert entry["started"].endswith("Z") and entry["last_activity"].endswith("Z")
+    assert "crash" not in {s["name"] for s in listing}
+    answer = request(proxy.port, b"DELETE /server-proxy/api/servers/toy HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.status == 204
+    assert not alive(seen["pid"])  # 204 comes after the process has ended
+    assert "toy" not in {s["name"] for s in body_json(get(proxy.port, "/server-proxy/api/servers/"))}
+    assert request(proxy.port, b"DELETE /server-proxy/api/servers/nosuch HTTP/1.1\r\nHost: x\r\n\r\n").status == 404
+    again = body_json(get(proxy.port, "/toy/"))  # and it starts again on demand
+    assert again["pid"] != seen["pid"]
+
+
+def test_launcher_page_lists_enabled_servers(env):
+    proxy, _, _ = env
+    answer = get(proxy.port, "/")
+    assert answer.status == 200
+    assert answer.header(b"content-type").startswith(b"text/html")
+    page = answer.body.decode()
+    assert '<a href="/pyhttp/" target="_blank" rel="noopener">Python HTTP</a>' in page
+    assert '<a href="/toy/">toy</a>' in page  # new_browser_tab false: same tab
+    assert 'src="/server-proxy/icon/pyhttp"' in page
+    assert "/callable/" not in page  # launcher_entry disabled
+    assert "<script" not in page
+
+
+# ----------------------------------------------------------------- rewrite
+def test_rewrite_response(env):
+    proxy, _, _ = env
+    answer = get(proxy.port, "/rewrite/page")
+    assert answer.status == 200
+    assert b'"PID"' in answer.body and b'"pid"' not in answer.body
+    assert answer.header(b"x-rewritten") == b"yes /page"
+    assert int(answer.header(b"content-length")) == len(answer.body)
+
+
+def test_rewrite_beyond_limit_is_502(env, external):
+    proxy, _, _ = env
+    assert get(proxy.port, "/rewrite/?pad=90000").status == 200
+    answer = get(proxy.port, "/rewrite/?pad=120000")  # over --rewrite-max-bytes 100000
+    assert answer.status == 502
+
+
+# ---------------------------------------------------------------- activity
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
+
+
+def _set_old(path: Path) -> None:
+    os.utime(path, (1000000, 1000000))
+
+
+def test_activity_file_touched_by_proxied_requests(env):
+    proxy, _, activity = env
+    assert activity.exists()
+    assert get(proxy.port, "/pyhttp/").status == 200
+    time.sleep(1.05)  # the file is touched at most once a second
+    _set_old(activity)
+    assert get(proxy.port, "/pyhttp/").status == 200
+    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity file touch")
+
+
+def test_activity_not_touched_by_errors_or_quiet_servers(env):
+    proxy, _, activity = env
+    body_json(get(proxy.port, "/quiet/"))
+    body_json(get(proxy.port, "/picky/"))
+    time.sleep(1.05)
+    _set_old(activity)
+    assert get(proxy.port, "/nosuchserver/").status == 404
+    assert get(proxy.port, "/crash/").status == 502
+    assert get(proxy.port, "/server/1/").status == 502  # nothing listens on port 1
+    assert get(proxy.port, "/quiet/").status == 200  # update_last_activity: false
+    assert get(proxy.port, "/picky/metrics").status == 200  # exclude_last_activity_patterns
+    assert request(proxy.port, b"HEAD /picky/ HTTP/1.1\r\nHost: x\r\n\r\n", method=b"HEAD").status == 200  # callable says no
+    time.sleep(0.2)
+    assert _mtime(activity) == 1000000
+    assert get(proxy.port, "/picky/").status == 200  # callable says yes for GET
+    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity file touch")
+
+
+def test_activity_file_at_most_once_a_second(env):
+    proxy, _, activity = env
+    assert get(proxy.port, "/pyhttp/").status == 200
+    time.sleep(1.05)
+    _set_old(activity)
+    assert get(proxy.port, "/pyhttp/").status == 200
+    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity file touch")
+    _set_old(activity)
+    assert get(proxy.port, "/pyhttp/").status == 200  # within the same second: not touched again
+    time.sleep(0.1)
+    assert _mtime(activity) == 1000000
+
+
+# ---------------------------------------------------------------- shutdown
+def test_sigterm_of_the_proxy_leaves_no_child(tmp_path):
+    state = tmp_path
+    proxy = ProxyProcess("project", ["--config", CONFIG, "--no-entry-points", "--kill-grace", "1"],
+                         env={"TOY_STATE": str(state)})
+    try:
+        toy = body_json(get(proxy.port, "/toy/"))["pid"]
+        sock = body_json(get(proxy.port, "/sock/"))["pid"]
+        assert get(proxy.port, "/pyhttp/").status == 200
+        children = [toy, sock]
+        assert all(alive(p) for p in children)
+        assert all(os.getpgid(p) == p for p in children)  # each in its own process group
+        sock_dir = body_json(get(proxy.port, "/server-proxy/api/servers/sock"))["unix_socket"].rsplit("/", 1)[0]
+    finally:
+        code = proxy.stop(signal.SIGTERM)
+    assert code in (0, -signal.SIGTERM), proxy.log_text()[-2000:]  # twistd re-raises the signal after a clean stop
+    for p in children:
+        assert not alive(p), f"child {p} outlived the proxy"
+        assert group_members(p) == []
+    assert not os.path.exists(sock_dir)
+    log = proxy.log_text()
+    assert "[toy] toy server pid" in log  # child output is logged, tagged with its name
