@@ -35,6 +35,8 @@ setup(
             "h11>=0.14",
             "websockets>=12",
             "pytest-timeout>=2.2",
+            # a real jupyter-server-proxy package, served unchanged through its entry point
+            "hello-jupyter-proxy>=0.2",
         ],
     },
     classifiers=[
