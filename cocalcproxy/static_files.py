@@ -22,10 +22,12 @@ import stat
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.basic import FileSender
+from zope.interface import implementer
 
+from .net.gate import unregister
 from .proxy import errors as pages
 
 log = Logger()
@@ -136,15 +138,15 @@ class _Finished(Protocol):
     """Owns a connection that is being answered and closed: ignores further input."""
 
     def __init__(self) -> None:
-        self.sender = None
+        self.streamer = None
 
     def dataReceived(self, data: bytes) -> None:
         pass
 
     def connectionLost(self, reason=None) -> None:
-        sender, self.sender = self.sender, None
-        if sender is not None and sender.consumer is not None:
-            sender.stopProducing()
+        streamer, self.streamer = self.streamer, None
+        if streamer is not None:
+            streamer.stopProducing()
 
 
 def answer_and_close(data: bytes):
@@ -158,7 +160,70 @@ def answer_and_close(data: bytes):
     return start
 
 
-def stream_file(found: FileFound, head_only: bool):
+@implementer(IPushProducer)
+class _FileStreamer:
+    """Writes a file to a transport as its streaming producer, then closes.
+
+    A push producer on purpose: our write-through transports never ask a pull
+    producer (``FileSender``) for more once the kernel took a whole chunk.
+    At most ``TURN`` bytes are read per reactor turn, so one download cannot
+    hold the reactor while the socket keeps accepting.
+    """
+
+    CHUNK = 64 * 1024
+    TURN = 1024 * 1024
+
+    def __init__(self, clock, f, transport) -> None:
+        self.clock = clock
+        self.file = f
+        self.transport = transport
+        self.paused = False
+        self.call = None
+
+    def start(self) -> None:
+        self.transport.registerProducer(self, True)
+        self._schedule()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        self._finish()
+
+    def _schedule(self) -> None:
+        if self.call is None and self.file is not None:
+            self.call = self.clock.callLater(0, self._pump)
+
+    def _pump(self) -> None:
+        self.call = None
+        sent = 0
+        while not self.paused and sent < self.TURN and self.file is not None:
+            chunk = self.file.read(self.CHUNK)
+            if not chunk:
+                self._finish()
+                return
+            self.transport.write(chunk)
+            sent += len(chunk)
+        if not self.paused:
+            self._schedule()
+
+    def _finish(self) -> None:
+        f, self.file = self.file, None
+        if f is None:
+            return
+        f.close()
+        if self.call is not None:
+            self.call.cancel()
+            self.call = None
+        unregister(self.transport)
+        self.transport.loseConnection()
+
+
+def stream_file(clock, found: FileFound, head_only: bool):
     """A ``Handoff`` start that streams a large file with backpressure, then closes."""
 
     def start(transport, raw):
@@ -178,14 +243,8 @@ def stream_file(found: FileFound, head_only: bool):
             f.close()
             transport.loseConnection()
             return proto
-        sender = proto.sender = FileSender()
-
-        def done(_):
-            f.close()
-            proto.sender = None
-            transport.loseConnection()
-
-        sender.beginFileTransfer(f, transport).addBoth(done)
+        proto.streamer = _FileStreamer(clock, f, transport)
+        proto.streamer.start()
         return proto
 
     return start

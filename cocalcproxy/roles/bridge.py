@@ -23,7 +23,7 @@ from ..proxy import errors as pages
 from ..routing.paths import check_path, split_target
 from ..routing.types import Handoff, Local, Redirect, Reject
 from ..service import add_listeners, proxy_config, tracked
-from ..static_files import MEMORY_LIMIT, FileFound, NeedsSlash, WebRoot, answer_and_close, read_small, stream_file
+from ..static_files import MEMORY_LIMIT, NeedsSlash, WebRoot, answer_and_close, read_small, stream_file
 
 NAME = "bridge"
 DESCRIPTION = "WebSocket <-> raw TCP bridge (websockify-style): --target tcp:HOST:PORT|unix:/path or --token-file."
@@ -106,7 +106,7 @@ class BridgeRouting:
             return Redirect(path + b"/" + query)
         if found.size <= MEMORY_LIMIT:
             return Local("file", found.path.encode("utf-8", "surrogateescape"))
-        return Handoff(stream_file(found, head_only), route="local")
+        return Handoff(stream_file(self.reactor, found, head_only), route="local")
 
     def local_page(self, route: Local, req):
         if route.name != "file":
