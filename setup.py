@@ -35,6 +35,7 @@ setup(
             "h11>=0.14",
             "websockets>=12",
             "pytest-timeout>=2.2",
+            "websockify>=0.10",
             # a real jupyter-server-proxy package, served unchanged through its entry point
             "hello-jupyter-proxy>=0.2",
         ],
