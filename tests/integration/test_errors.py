@@ -161,6 +161,7 @@ MALFORMED = {
     "empty line only": b"\r\n\r\nGET\r\n\r\n",
     # headers
     "obs-fold": b"GET {t} HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",
+    "space before first header": b"GET {t} HTTP/1.1\r\n Host: x\r\n\r\n",
     "obs-fold tab": b"GET {t} HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n\tb\r\n\r\n",
     "NUL in value": b"GET {t} HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
     "CR in value": b"GET {t} HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",

@@ -9,7 +9,6 @@ gets its own so no other test's connections count against it.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import pytest
@@ -153,6 +152,20 @@ def test_half_a_head_gets_408_and_close(small, no_leaks):
     assert answer.status_line == b"HTTP/1.1 408 Request Timeout"
     assert answer.closed and answer.header(b"connection") == b"close"
     assert TIMEOUT * 0.9 <= elapsed < TIMEOUT + 2
+
+
+def test_half_a_second_head_on_a_keep_alive_connection_gets_408(small, no_leaks):
+    with connect(small.port) as sock:
+        sock.sendall(http_get(f"{B}healthz", close=False))
+        assert parse_first_response(*read_response_bytes(sock, 5)).status == 200
+        time.sleep(TIMEOUT / 3)  # idle for a while, but not too long
+        sock.sendall(b"GET " + B.encode() + b"healthz HTTP/1.1\r\n")
+        started = time.monotonic()
+        raw, closed = read_until_closed(sock, 5)
+        elapsed = time.monotonic() - started
+    answer = parse_first_response(raw, closed)
+    assert answer.status == 408 and answer.closed
+    assert elapsed < TIMEOUT + 2
 
 
 def test_silent_client_is_closed(small, no_leaks):
