@@ -114,6 +114,7 @@ class SupervisedServer:
         self._tempdir: str | None = None
         self._kill_call = None
         self.closed = False  # the proxy is stopping: never start again
+        self.killpg = os.killpg  # replaced in tests that run on a fake reactor
         if not spec.supervised:
             self.target = self._fixed_target()
 
@@ -258,7 +259,7 @@ class SupervisedServer:
         self._kill_call = None
         if pid is not None:
             try:  # leftovers of its group (children it did not reap) go with it
-                os.killpg(pid, signal.SIGKILL)
+                self.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         was = self.state
@@ -281,7 +282,7 @@ class SupervisedServer:
         if pid is None:
             return
         try:
-            os.killpg(pid, sig)
+            self.killpg(pid, sig)
         except (ProcessLookupError, PermissionError):
             # The shim may not have called setsid yet: signal the child itself.
             try:

@@ -176,7 +176,9 @@ def parse_server(name: Any, raw: Any, source: str = "config") -> tuple[ServerSpe
         if not isinstance(mappath, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mappath.items()):
             raise bad("mappath", "must be a dict of path to path, or a callable")
 
-    launcher = raw.get("launcher_entry", {}) or {}
+    launcher = raw.get("launcher_entry")
+    if launcher is None:
+        launcher = {}
     if not isinstance(launcher, dict):
         raise bad("launcher_entry", "must be a dict")
     for k in ("icon_path", "title", "path_info", "category"):

@@ -155,6 +155,21 @@ def test_server_without_command_is_proxied_as_running(env, external):
     assert external.wait_requests(1)[-1].target == b"/already/running"
 
 
+@pytest.mark.parametrize("name", ["wsecho", "wsunix"])
+def test_websocket_to_named_server_over_tcp_and_unix_socket(env, name):
+    from websockets.sync.client import connect
+
+    proxy, _, activity = env
+    with connect(f"ws://127.0.0.1:{proxy.port}/{name}/", open_timeout=20) as ws:
+        time.sleep(1.05)
+        _set_old(activity)
+        ws.send("hello " + name)
+        assert ws.recv(timeout=10) == "hello " + name
+        ws.send(b"\x00\x01binary")
+        assert ws.recv(timeout=10) == b"\x00\x01binary"
+    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity from WebSocket frames")
+
+
 # --------------------------------------------------------------- lifecycle
 def test_server_that_exits_is_restarted_on_next_request(env):
     proxy, state, _ = env

@@ -106,6 +106,15 @@ c.ServerProxy.servers = {
         "raw_socket_proxy": True,
         "timeout": 20,
     },
+    "wsecho": {
+        "command": [sys.executable, "-m", "tests.support.ws_echo_server", "--port", "{port}"],
+        "timeout": 20,
+    },
+    "wsunix": {
+        "command": [sys.executable, "-m", "tests.support.ws_echo_server", "--unix", "{unix_socket}"],
+        "unix_socket": True,
+        "timeout": 20,
+    },
     "external": {
         "port": int(os.environ.get("TOY_EXTERNAL_PORT", "1")),
     },

@@ -1,0 +1,158 @@
+"""SupervisedServer's state machine on a fake reactor (no real processes):
+shared start, readiness outcomes, TERM → KILL timing, restart after exit."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+
+from cocalcproxy.supervise.process import RUNNING, STARTING, STOPPED, STOPPING, StartError, SupervisedServer
+from cocalcproxy.supervise.readiness import NotReady, ProcessGone
+from cocalcproxy.supervise.spec import parse_server
+
+
+class FakeProcess:
+    def __init__(self, proto, pid):
+        self.proto = proto
+        self.pid = pid
+
+    def signalProcess(self, sig):
+        pass
+
+
+class ProcessReactor(MemoryReactorClock):
+    def __init__(self):
+        super().__init__()
+        self.spawned = []
+
+    def spawnProcess(self, proto, executable, args, env=None, path=None, **kw):
+        proc = FakeProcess(proto, 1000 + len(self.spawned))
+        self.spawned.append((proto, executable, args, env, proc))
+        proto.makeConnection(proc)
+        return proc
+
+
+class FakeProber:
+    def __init__(self):
+        self.calls = []
+
+    def wait_ready(self, **kw):
+        d = defer.Deferred()
+        self.calls.append((kw, d))
+        kw["ended"].addCallback(lambda _: d.called or d.errback(ProcessGone()))
+        return d
+
+
+@pytest.fixture
+def setup():
+    reactor = ProcessReactor()
+    prober = FakeProber()
+    signals = []
+    spec = parse_server("app", {"command": ["app", "--port", "{port}"], "timeout": 3,
+                                "environment": {"APP_BASE": "{base_url}"}})[0]
+    server = SupervisedServer(spec, reactor, prober, "/base/", kill_grace=2.0)
+    server.killpg = lambda pid, sig: signals.append((pid, sig))
+    return reactor, prober, server, signals
+
+
+def end(reactor, index=-1, code=0, sig=None):
+    proto = reactor.spawned[index][0]
+    reason = ProcessDone(0) if code == 0 and sig is None else ProcessTerminated(code, sig)
+    proto.processEnded(Failure(reason))
+
+
+def test_concurrent_requests_share_one_start(setup):
+    reactor, prober, server, _ = setup
+    ds = [server.ensure_started() for _ in range(5)]
+    assert len(reactor.spawned) == 1 and len(prober.calls) == 1
+    assert server.state == STARTING and not any(d.called for d in ds)
+    _, executable, args, env, proc = reactor.spawned[0]
+    assert args[3:5] == ["app", "--port"] and args[5].isdigit()  # after the setsid shim
+    assert env["APP_BASE"] == "/base/" and "PATH" in env  # our environment plus the server's
+    prober.calls[0][1].callback(None)
+    targets = [d.result for d in ds]
+    assert server.state == RUNNING and all(t is targets[0] for t in targets)
+    assert targets[0].port == int(args[5])
+    assert server.ensure_started().result is targets[0]  # no new start while running
+
+
+def test_not_ready_kills_and_answers_504(setup):
+    reactor, prober, server, signals = setup
+    d = server.ensure_started()
+    failures = []
+    d.addErrback(failures.append)
+    prober.calls[0][1].errback(NotReady())
+    assert failures[0].check(StartError) and failures[0].value.status == 504
+    assert "'app'" in failures[0].value.message
+    pid = reactor.spawned[0][4].pid
+    assert signals == [(pid, signal.SIGTERM)] and server.state == STOPPING
+    reactor.advance(2.0)
+    assert signals[-1] == (pid, signal.SIGKILL)
+    end(reactor, sig=9)
+    assert server.state == STOPPED
+
+
+def test_exit_during_start_is_502_at_once(setup):
+    reactor, prober, server, _ = setup
+    d = server.ensure_started()
+    failures = []
+    d.addErrback(failures.append)
+    end(reactor, code=1)
+    assert failures and failures[0].value.status == 502
+    assert server.state == STOPPED
+    server.ensure_started()  # the next request starts it again
+    assert len(reactor.spawned) == 2
+
+
+def test_clean_exit_after_running_restarts_on_next_request(setup):
+    reactor, prober, server, _ = setup
+    server.ensure_started()
+    prober.calls[0][1].callback(None)
+    end(reactor, code=0)
+    assert server.state == STOPPED and server.pid is None
+    d = server.ensure_started()
+    assert len(reactor.spawned) == 2 and not d.called
+    prober.calls[1][1].callback(None)
+    assert d.called and server.state == RUNNING
+
+
+def test_stop_terms_the_group_and_waits(setup):
+    reactor, prober, server, signals = setup
+    server.ensure_started()
+    prober.calls[0][1].callback(None)
+    pid = server.pid
+    stopped = server.stop()
+    assert signals == [(pid, signal.SIGTERM)] and not stopped.called
+    end(reactor, sig=15)
+    assert stopped.called
+    # the group's leftovers (children the server did not reap) get KILL once it has ended
+    assert signals == [(pid, signal.SIGTERM), (pid, signal.SIGKILL)]
+    assert reactor.getDelayedCalls() == []  # the grace-period KILL timer is cancelled
+    reactor.advance(10)
+    assert len(signals) == 2
+
+
+def test_request_while_stopping_starts_afresh(setup):
+    reactor, prober, server, _ = setup
+    server.ensure_started()
+    prober.calls[0][1].callback(None)
+    server.stop()
+    d = server.ensure_started()
+    assert len(reactor.spawned) == 1
+    end(reactor, sig=15)
+    assert len(reactor.spawned) == 2
+    prober.calls[1][1].callback(None)
+    assert d.called
+
+
+def test_closed_server_refuses_to_start(setup):
+    _, _, server, _ = setup
+    server.closed = True
+    failures = []
+    server.ensure_started().addErrback(failures.append)
+    assert failures[0].value.status == 503
