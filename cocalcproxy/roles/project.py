@@ -171,7 +171,7 @@ def make_service(options, reactor) -> MultiService:
     if specs:
         log.info("server processes: {names}", names=", ".join(sorted(specs)))
     activity = ActivityFile(options["activity-file"], reactor) if options.get("activity-file") else None
-    named_routes = NamedRoutes(supervisor, reactor, options["rewrite-max-bytes"])
+    named_routes = NamedRoutes(supervisor, reactor, options["rewrite-max-bytes"], activity)
     router = make_router(routing, supervisor, named_routes)
     add_listeners(top, options, reactor, config, router, tracker, pool,
                   local_pages=local_pages(routing, supervisor), activity=activity)

@@ -33,10 +33,12 @@ def _bridge_start():
 
 
 class NamedRoutes:
-    def __init__(self, supervisor, reactor, rewrite_max_bytes: int = 64 << 20) -> None:
+    def __init__(self, supervisor, reactor, rewrite_max_bytes: int = 64 << 20, activity=None) -> None:
         self.supervisor = supervisor
         self.reactor = reactor
         self.rewrite_max_bytes = rewrite_max_bytes
+        self.activity = activity  # the --activity-file hook, for bridged raw sockets
+        self._bridges: dict[str, tuple] = {}  # server name -> (target, bridge start callable)
 
     def route(self, named: Named, req):
         server = self.supervisor.servers.get(named.name)
@@ -111,11 +113,15 @@ class NamedRoutes:
         if bridge_start is None:
             return Reject(501, f"The server '{name}' needs the WebSocket-to-TCP bridge, which this build does not have.")
         counts = self._counts(server.spec, req)
+        activity = self.activity if counts else None
 
         def handoff(target: Target):
             if counts:
                 api.touch(server)
-            return Handoff(bridge_start(self.reactor, _endpoint(self.reactor, target)))
+            cached = self._bridges.get(name)
+            if cached is None or cached[0] != target:
+                cached = self._bridges[name] = (target, bridge_start(self.reactor, _endpoint(self.reactor, target)))
+            return Handoff(_counting(cached[1], activity) if activity is not None else cached[1])
 
         target = server.running_target()
         if target is not None:
@@ -123,6 +129,24 @@ class NamedRoutes:
         d = server.ensure_started()
         d.addCallbacks(handoff, _rejected)
         return d
+
+
+def _counting(start, activity):
+    """Wrap a bridge start so every chunk from the WebSocket client counts as activity."""
+
+    def start_counting(transport, raw: bytes):
+        proto = start(transport, raw)
+        inner = proto.dataReceived
+
+        def data_received(data: bytes) -> None:
+            activity()
+            inner(data)
+
+        proto.dataReceived = data_received
+        activity()
+        return proto
+
+    return start_counting
 
 
 def _endpoint(reactor, target: Target):

@@ -236,12 +236,21 @@ def test_raw_socket_server_refuses_plain_http(env):
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
         s.sendall(f"GET /raw/ HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
         status_line = s.recv(65536).split(b"\r\n", 1)[0]
-    try:
-        import cocalcproxy.wsbridge  # noqa: F401
-    except ImportError:
-        assert status_line == b"HTTP/1.1 501 Not Implemented"
-    else:
-        assert status_line.startswith(b"HTTP/1.1 101 ")
+    assert status_line.startswith(b"HTTP/1.1 101 ")
+
+
+def test_raw_socket_server_bridged_to_websocket(env):
+    from websockets.sync.client import connect
+
+    proxy, _, activity = env
+    with connect(f"ws://127.0.0.1:{proxy.port}/raw/", open_timeout=20) as ws:
+        ws.send(b"raw bytes \x00\xff")
+        assert ws.recv(timeout=10) == b"raw bytes \x00\xff"
+        time.sleep(1.05)
+        _set_old(activity)
+        ws.send(b"more")
+        assert ws.recv(timeout=10) == b"more"
+    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity from bridged WebSocket frames")
 
 
 # -------------------------------------------------------------- management
