@@ -50,8 +50,14 @@ def _preference(accept: bytes, media: bytes) -> tuple[float, int]:
 
 
 def wants_json(accept: bytes | None) -> bool:
-    """True when ``Accept`` prefers application/json over text/html."""
-    if not accept or b"json" not in accept:
+    """True when ``Accept`` prefers application/json over text/html.
+
+    Media types are case-insensitive.  A header that names neither JSON nor
+    ``application/*`` gets HTML (``*/*`` alone is a browser or curl)."""
+    if not accept:
+        return False
+    accept = accept.lower()
+    if b"json" not in accept and b"application/*" not in accept:
         return False
     json_pref = _preference(accept, b"application/json")
     return json_pref[0] > 0 and json_pref > _preference(accept, b"text/html")

@@ -26,20 +26,15 @@ def split(resp: bytes):
         (b"text/html", False),
         (b"*/*", False),
         (b"application/json", True),
-        pytest.param(
-            b"Application/JSON",
-            True,
-            marks=pytest.mark.xfail(
-                strict=True, reason="engine bug: proxy/errors.py wants_json looks for lowercase b'json' before parsing"
-            ),
-        ),
+        (b"Application/JSON", True),
+        (b"text/html;q=0.1, application/*", True),
         (b"application/json, text/plain", True),
         (b"text/html, application/json", False),  # equal q: HTML wins
         (b"text/html;q=0.9, application/json", True),
         (b"application/json;q=0.5, text/html;q=0.8", False),
         (b"application/json;q=0", False),
         (b"application/json, */*;q=0.1", True),
-        (b"application/*", False),
+        (b"application/*", True),  # any application type: JSON qualifies, HTML does not
         (b"application/json;q=0.9, text/*;q=0.5", True),
         (b"text/*, application/json;q=0.9", False),
         (b"application/json;q=bogus", False),
