@@ -23,7 +23,7 @@ from cocalcproxy.routing.project import ProjectRouting, route_project
 from cocalcproxy.routing.types import Forward, Local, Named, Redirect, Reject
 from tests.unit.h1help import drain
 
-from .strategies import FUZZ, requests, responses, split_points
+from .strategies import FUZZ, FUZZ_MULTI, requests, responses, split_points
 
 #: Bytes that make parsers take interesting branches.
 _INTERESTING = [b"\r\n", b"\r\n\r\n", b"\n", b"\r", b":", b" ", b"\t", b"\x00", b"0\r\n", b"chunked", b";", b"HTTP/1.1"]
@@ -90,10 +90,10 @@ def test_arbitrary_bytes_into_request_reader(data: bytes, draw) -> None:
     feed_requests(draw.draw(split_points(data)))
 
 
-@FUZZ
+@FUZZ_MULTI
 @given(st.data())
 def test_mutated_requests_into_request_reader(draw) -> None:
-    msgs = draw.draw(st.lists(requests(), min_size=1, max_size=3))
+    msgs = draw.draw(st.lists(requests(), min_size=1, max_size=2))
     data = draw.draw(mutated(b"".join(m.data for m in msgs)))
     feed_requests(draw.draw(split_points(data)))
 
