@@ -273,3 +273,12 @@ def test_relative_imports_resolve() -> None:
         "cocalcproxy.http1.body",
         "cocalcproxy.http1.body.X",
     }
+
+
+def test_plugin_imports_nothing_of_ours() -> None:
+    """STYLE §2.3: the twistd plugin names ``cocalcproxy.cli`` as a string, so
+    ``twistd --help`` loads none of our code."""
+    plugin = ROOT / "twisted" / "plugins" / "cocalcproxy_plugin.py"
+    imported = imported_names(plugin.read_text(encoding="utf-8"), "twisted.plugins.cocalcproxy_plugin")
+    assert [name for name in imported if _is_within(name, "cocalcproxy")] == []
+    assert not (ROOT / "twisted" / "__init__.py").exists() and not (ROOT / "twisted" / "plugins" / "__init__.py").exists()
