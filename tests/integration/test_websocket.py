@@ -82,6 +82,16 @@ def test_subprotocol_is_the_backends_choice(proxy, baseline, echo):
     baseline.assert_reached(proxy, what="after a WebSocket session")
 
 
+@pytest.mark.parametrize("kind", ["port", "proxy"])
+def test_other_routes_upgrade_too(proxy, echo, kind):
+    url = f"ws://127.0.0.1:{proxy.port}/{PROJECT_ID}/{kind}/{echo.port}/ws?k=v"
+    with ws_connect(url, proxy=None, subprotocols=["echo.v2"], compression=None, open_timeout=10) as ws:
+        ws.send(b"\x00\xff")
+        assert ws.recv(timeout=5) == b"\x00\xff"
+    [session] = echo.wait_ended(1)
+    assert session.path == (f"/{PROJECT_ID}/port/{echo.port}/ws?k=v" if kind == "port" else "/ws?k=v")
+
+
 def test_no_subprotocol_when_backend_has_none(proxy):
     server = WebSocketEchoServer(subprotocols=None)
     try:
