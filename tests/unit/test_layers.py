@@ -25,6 +25,7 @@ LEVEL0 = (
     "cocalcproxy/routing/*",
     "cocalcproxy/limits.py",
     "cocalcproxy/proxy/errors.py",
+    "cocalcproxy/supervise/spec.py",
 )
 #: The composition root: the only modules that may touch the global reactor.
 COMPOSITION_ROOT = ("cocalcproxy/cli.py", "cocalcproxy/service.py", "cocalcproxy/roles/*")
