@@ -35,7 +35,21 @@ log = Logger()
 
 STOPPED, STARTING, RUNNING, STOPPING = "stopped", "starting", "running", "stopping"
 KILL_GRACE = 3.0
-_SHIM = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
+#: Runs the command in a new session (its own process group).  On Linux it also
+#: asks for SIGTERM when the proxy dies without stopping it (SIGKILL, a crash):
+#: the death signal survives exec, so even then no server outlives the proxy.
+_SHIM = """\
+import os, signal, sys
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+except (OSError, AttributeError, ImportError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)  # the proxy died before the death signal was armed
+os.setsid()
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
 
 class StartError(Exception):
@@ -195,7 +209,7 @@ class SupervisedServer:
         self.target = Target(None if sock else port, sock, resolved.headers)
         self._ended = ended = defer.Deferred()
         ended.addCallback(self._ended_cb)
-        argv = [sys.executable, "-c", _SHIM, *resolved.argv]
+        argv = [sys.executable, "-c", _SHIM, str(os.getpid()), *resolved.argv]
         try:
             self._transport = self.reactor.spawnProcess(_Output(spec.name, ended), sys.executable, argv, env=env)
         except Exception as e:  # noqa: BLE001 - fork/exec failure

@@ -399,3 +399,14 @@ def test_sigterm_of_the_proxy_leaves_no_child(tmp_path):
     assert not os.path.exists(sock_dir)
     log = proxy.log_text()
     assert "[toy] toy server pid" in log  # child output is logged, tagged with its name
+
+
+def test_sigkill_of_the_proxy_still_leaves_no_child(tmp_path):
+    """Even a proxy that cannot clean up (SIGKILL) takes its servers with it (Linux death signal)."""
+    proxy = ProxyProcess("project", ["--config", CONFIG, "--no-entry-points"], env={"TOY_STATE": str(tmp_path)})
+    try:
+        toy = body_json(get(proxy.port, "/toy/"))["pid"]
+        assert alive(toy)
+    finally:
+        proxy.stop(signal.SIGKILL)
+    wait_until(lambda: not alive(toy), timeout=5, what="the server to die with its proxy")

@@ -3,6 +3,7 @@ shared start, readiness outcomes, TERM → KILL timing, restart after exit."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -72,12 +73,13 @@ def test_concurrent_requests_share_one_start(setup):
     assert len(reactor.spawned) == 1 and len(prober.calls) == 1
     assert server.state == STARTING and not any(d.called for d in ds)
     _, executable, args, env, proc = reactor.spawned[0]
-    assert args[3:5] == ["app", "--port"] and args[5].isdigit()  # after the setsid shim
+    assert args[3] == str(os.getpid())  # the setsid shim checks its parent is still us
+    assert args[4:6] == ["app", "--port"] and args[6].isdigit()
     assert env["APP_BASE"] == "/base/" and "PATH" in env  # our environment plus the server's
     prober.calls[0][1].callback(None)
     targets = [d.result for d in ds]
     assert server.state == RUNNING and all(t is targets[0] for t in targets)
-    assert targets[0].port == int(args[5])
+    assert targets[0].port == int(args[6])
     assert server.ensure_started().result is targets[0]  # no new start while running
 
 
