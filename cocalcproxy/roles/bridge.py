@@ -144,8 +144,10 @@ class BridgeRouting:
 
 
 def make_service(options, reactor) -> MultiService:
+    from ..memtune import tune_malloc
     from ..wsbridge import BridgeFactory
 
+    tune_malloc()  # bulk relaying allocates 64-256 KiB buffers all the time (see memtune)
     config = proxy_config(options)
     web = WebRoot(options["web"]) if options["web"] else None
     routing = BridgeRouting(

@@ -87,11 +87,15 @@ def vnc_server():
     )
     os.close(write_fd)
     try:
-        os.read(read_fd, 16)  # the display number, once the server is up
-        os.close(read_fd)
+        display = b""
+        while not display.endswith(b"\n"):  # the display number, once the server is up
+            chunk = os.read(read_fd, 16)
+            assert chunk, "Xvnc exited before it was ready"
+            display += chunk
         wait_for_port(port, proc=proc)
         yield port
     finally:
+        os.close(read_fd)  # only now: Xvnc exits when a write of its display number meets a closed pipe
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
