@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import socket
 import struct
 import tempfile
@@ -547,3 +548,18 @@ def _wait_stall(progress, quiet: float = 0.5, timeout: float = 30.0) -> int:
         elif time.monotonic() - since >= quiet:
             return now
     raise AssertionError(f"never stalled: {last} bytes and counting")
+
+
+def test_sigterm_says_going_away_and_exits():
+    with ScriptedBackend(echo) as target, \
+            ProxyProcess("bridge", ["--target", f"tcp:127.0.0.1:{target.port}", "--drain-timeout", "10"]) as p:
+        with open_ws(p.port) as ws:
+            ws.send(b"x")
+            assert recv_bytes(ws, 1) == b"x"
+            started = time.monotonic()
+            os.kill(p.pid, signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1001
+        assert p.proc.wait(10) in (0, -signal.SIGTERM)  # twistd re-raises the signal after a clean stop
+        assert time.monotonic() - started < 5  # drained by the closing handshake, not cut at --drain-timeout
