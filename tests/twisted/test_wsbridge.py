@@ -293,6 +293,14 @@ def test_base64_mode_bad_text_closes_1007():
     assert tt.value() == b""
 
 
+def test_invalid_utf8_in_a_text_message_closes_1007():
+    b = Bridge()
+    _, tt = b.connect()
+    b.send(frame(1, b"ok \xff\xfe"))
+    (fin, op, payload), = b.frames()
+    assert op == 8 and close_code(payload)[0] == 1007
+
+
 def test_message_larger_than_the_limit_closes_1009():
     b = Bridge(max_message=1024)
     _, tt = b.connect()
