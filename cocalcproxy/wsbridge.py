@@ -52,7 +52,6 @@ MAX_MESSAGE = 16 * 1024 * 1024
 FRAGMENT_SIZE = 64 * 1024
 
 _OPEN = WebSocketServerProtocol.STATE_OPEN
-_CLOSED = WebSocketServerProtocol.STATE_CLOSED
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
@@ -144,6 +143,7 @@ class BridgeProtocol(WebSocketServerProtocol):
     """One WebSocket client spliced to one target connection."""
 
     endpoint = None  # IStreamClientEndpoint of the target, set by BridgeFactory.start
+    activity = None  # optional no-argument hook called as data passes (--activity-file)
     b64 = False  # base64 subprotocol: text messages carry base64 both ways
     target: _TargetProtocol | None = None
     connect_d = None
@@ -233,6 +233,8 @@ class BridgeProtocol(WebSocketServerProtocol):
         """Each piece of a frame's payload goes to the target as it arrives."""
         if self.failedByMe or self.broken:
             return
+        if self.activity is not None:
+            self.activity()
         if self.b64 and not self.message_is_binary:
             payload = self._b64_decode(payload, final=False)
         if payload:
@@ -271,6 +273,8 @@ class BridgeProtocol(WebSocketServerProtocol):
     def target_data(self, data: bytes) -> None:
         if self.state != _OPEN:
             return
+        if self.activity is not None:
+            self.activity()
         if self.b64:
             self._send_message(base64.b64encode(data), 1)
         else:
@@ -361,12 +365,14 @@ class BridgeFactory(WebSocketServerFactory):
             perMessageCompressionAccept=lambda offers: None,
         )
 
-    def starter(self, endpoint):
-        """``start(transport, raw) -> protocol`` bridging to ``endpoint``."""
+    def starter(self, endpoint, activity=None):
+        """``start(transport, raw) -> protocol`` bridging to ``endpoint``; ``activity``
+        (no arguments) is called whenever data passes, if given."""
 
         def start(transport, raw: bytes) -> BridgeProtocol:
             proto = self.buildProtocol(transport.getPeer())
             proto.endpoint = endpoint
+            proto.activity = activity
             proto.makeConnection(transport)
             proto.dataReceived(raw)
             return proto
@@ -374,13 +380,15 @@ class BridgeFactory(WebSocketServerFactory):
         return start
 
 
-def bridge_start(reactor, endpoint, *, max_message: int = MAX_MESSAGE):
+def bridge_start(reactor, endpoint, *, max_message: int = MAX_MESSAGE, activity=None):
     """A ``Handoff`` start callable bridging WebSocket clients to ``endpoint``
     (an ``IStreamClientEndpoint``), connected when each WebSocket opens.
 
+    ``activity``, if given, is called with no arguments whenever data passes
+    either way (the project role's ``--activity-file``; it should rate-limit).
     Call it once per target and keep the result: it builds the Autobahn factory.
     """
-    return BridgeFactory(reactor, max_message=max_message).starter(endpoint)
+    return BridgeFactory(reactor, max_message=max_message).starter(endpoint, activity)
 
 
 __all__ = ["BridgeFactory", "BridgeProtocol", "bridge_start", "MAX_MESSAGE"]

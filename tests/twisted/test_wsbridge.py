@@ -213,12 +213,18 @@ def test_compression_offer_is_declined():
 def test_bridge_start_builds_a_handoff_start_callable():
     clock = MemoryReactorClock()
     endpoint = FakeEndpoint()
-    start = bridge_start(clock, endpoint, max_message=1 << 20)
+    seen = []
+    start = bridge_start(clock, endpoint, max_message=1 << 20, activity=lambda: seen.append(1))
     ct = client_transport()
     proto = start(ct, upgrade_head(protocols=b"binary"))
     assert isinstance(proto, BridgeProtocol)
     assert proto.factory.reactor is clock and proto.maxMessagePayloadSize == 1 << 20
     assert ct.value().startswith(b"HTTP/1.1 101 ") and len(endpoint.connects) == 1
+    assert seen == []
+    target, _ = endpoint.complete()
+    proto.dataReceived(frame(2, b"up"))
+    target.dataReceived(b"down")
+    assert len(seen) == 2  # data passing either way counts as activity
 
 
 # ------------------------------------------------------------ client → target
