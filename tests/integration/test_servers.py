@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.backends import RecordingBackend
 from tests.support.client import get, request
-from tests.support.procs import REPO, ProxyProcess
+from tests.support.procs import REPO, ProxyProcess, free_port
 
 CONFIG = str(REPO / "tests" / "support" / "servers_config.py")
 
@@ -69,13 +69,17 @@ def external():
     b.close()
 
 
+FIXED_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, external):
     state = tmp_path_factory.mktemp("servers")
     activity = state / "activity"
     proxy = ProxyProcess("project", ["--config", CONFIG, "--no-entry-points", "--activity-file", str(activity),
                                      "--rewrite-max-bytes", "100000", "--kill-grace", "1"],
-                         env={"TOY_STATE": str(state), "TOY_EXTERNAL_PORT": str(external.port)})
+                         env={"TOY_STATE": str(state), "TOY_EXTERNAL_PORT": str(external.port),
+                              "TOY_FIXED_PORT": str(FIXED_PORT)})
     yield proxy, state, activity
     proxy.stop()
 
@@ -129,6 +133,14 @@ def test_callables_get_only_declared_arguments(env):
 def test_absolute_url_sees_full_path(env):
     proxy, _, _ = env
     assert body_json(get(proxy.port, "/absolute/deep/x?y"))["path"] == "/absolute/deep/x?y"
+
+
+def test_fixed_port(env):
+    proxy, _, _ = env
+    seen = body_json(get(proxy.port, "/fixedport/"))
+    assert body_json(get(proxy.port, "/server-proxy/api/servers/fixedport"))["port"] == FIXED_PORT
+    assert get(FIXED_PORT, "/direct").status == 200  # it really listens there
+    assert seen["path"] == "/"
 
 
 def test_unix_socket_true_uses_private_dir(env):
@@ -336,14 +348,15 @@ def _set_old(path: Path) -> None:
     os.utime(path, (1000000, 1000000))
 
 
-def test_activity_file_touched_by_proxied_requests(env):
+def test_activity_file_touched_by_proxied_requests(env, external):
     proxy, _, activity = env
     assert activity.exists()
-    assert get(proxy.port, "/pyhttp/").status == 200
-    time.sleep(1.05)  # the file is touched at most once a second
-    _set_old(activity)
-    assert get(proxy.port, "/pyhttp/").status == 200
-    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity file touch")
+    for path in ("/pyhttp/", f"/server/{external.port}/x", f"/port/{external.port}/x", f"/proxy/{external.port}/x"):
+        assert get(proxy.port, path).status == 200
+        time.sleep(1.05)  # the file is touched at most once a second
+        _set_old(activity)
+        assert get(proxy.port, path).status == 200
+        wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what=f"activity file touch for {path}")
 
 
 def test_activity_not_touched_by_errors_or_quiet_servers(env):

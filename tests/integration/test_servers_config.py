@@ -117,3 +117,20 @@ def test_invalid_config_is_a_startup_error_naming_server_and_key(tmp_path, serve
     for w in words:
         assert w in out, out[-1500:]
     assert "Traceback" not in out
+
+
+def test_base_url_with_project_id(tmp_path, make_proxy):
+    pid = "6f9e3d2c-1b4a-4c8e-9d7f-0a1b2c3d4e5f"
+    proxy = make_proxy("--project-id", pid, "--base-url", "/foo/", "--config", str(REPO / "tests/support/servers_config.py"),
+                       "--no-entry-points", env={"TOY_STATE": str(tmp_path)})
+    b = f"/foo/{pid}/"
+    seen = json.loads(get(proxy.port, f"{b}toy/x").body)
+    assert seen["path"] == "/x" and seen["env"]["TOY_BASE"] == b
+    assert dict((k.lower(), v) for k, v in seen["headers"])["x-forwarded-context"] == f"{b}toy"
+    info = json.loads(get(proxy.port, f"{b}server-proxy/servers-info").body)
+    icon = {s["name"]: s for s in info["server_processes"]}["pyhttp"]["launcher_entry"]["icon_url"]
+    assert icon == f"{b}server-proxy/icon/pyhttp"
+    assert get(proxy.port, icon).status == 200
+    page = get(proxy.port, b).body.decode()
+    assert f'href="{b}toy/"' in page
+    assert get(proxy.port, "/toy/").status == 404  # only under B

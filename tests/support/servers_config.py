@@ -106,6 +106,11 @@ c.ServerProxy.servers = {
         "raw_socket_proxy": True,
         "timeout": 20,
     },
+    "fixedport": {
+        "command": TOY + ["--port", "{port}"],
+        "port": int(os.environ.get("TOY_FIXED_PORT", "0")),
+        "timeout": 20,
+    },
     "wsecho": {
         "command": [sys.executable, "-m", "tests.support.ws_echo_server", "--port", "{port}"],
         "timeout": 20,
