@@ -29,7 +29,6 @@ def ep_proxy():
 
 
 def test_real_pypi_package_served_unchanged(ep_proxy):
-    pytest.importorskip("hello_jupyter_proxy", reason="hello-jupyter-proxy is in the test extras")
     answer = get(ep_proxy.port, "/hello/some/path")
     assert answer.status == 200, answer.body[:300]
     assert b"<h1>Hello Jupyter-server-proxy</h1>" in answer.body
