@@ -73,7 +73,10 @@ def tracked(reactor, config: ProxyConfig, drain_timeout: float):
 
 def add_listeners(top, options, reactor, config, router, tracker, pool, **factory_kw) -> None:
     for description, endpoint in options["endpoints"]:
-        factory = ProxyFactory(reactor, config, router, tracker, pool, **factory_kw)
+        kw = dict(factory_kw)
+        if description.split(":", 1)[0] in ("ssl", "tls") and "proto" not in kw:
+            kw["proto"] = b"https"  # X-Forwarded-Proto follows the listener (SPEC §3)
+        factory = ProxyFactory(reactor, config, router, tracker, pool, **kw)
         ListenerService(endpoint, factory, description).setServiceParent(top)
 
 

@@ -111,7 +111,13 @@ class HttpFront(Protocol):
                 self.gate.pause(PIPELINE)
 
     def readConnectionLost(self) -> None:
-        """The client sent FIN.  Finish an exchange whose request is complete, then close."""
+        """The client sent FIN (a half-close, as ``printf … | nc -N`` does).
+
+        Every request received in full before it is answered, in order, and then
+        the connection closes; a request cut short by it is never completed
+        towards the backend.  (A client that closed for good is noticed when its
+        answer is written: the write fails and the backend connection is closed.)
+        """
         self.client_eof = True
         state = self.state
         if state == TUNNEL:
@@ -124,18 +130,13 @@ class HttpFront(Protocol):
                 self.transport.loseConnection()
             return
         self.reader.receive_eof()
-        if (state == FORWARDING and self.req_done) or (
-            state in (CONNECTING_STATE, ROUTING) and not self.req.has_body
-        ):
-            self.keep_alive = False
-            return
-        if state == WAIT_HEAD and self.reader.buf:
-            # A complete pipelined request may still be waiting: answer it, then close.
-            self._serve()
-            if self.state != WAIT_HEAD:
-                self.keep_alive = False
-                return
-        self._close_all()
+        if state == WAIT_HEAD:
+            self._serve()  # answers what is complete; the reader then reports CLOSED
+        elif state == FORWARDING and not self.req_done:
+            self._close_all()  # the request body can never be completed
+        # Otherwise (connecting, routing, or waiting for the response to a complete
+        # request) the exchange goes on, and the requests behind it; the connection
+        # closes when the reader reports CLOSED (all of them answered).
 
     def writeConnectionLost(self) -> None:
         if self.state == TUNNEL:
@@ -170,6 +171,12 @@ class HttpFront(Protocol):
                 self._answer_error(e.status, e.message, close=True)
                 return
             if ev is NEED_DATA:
+                if self.deadline == _NEVER:
+                    # After an exchange: a partial next head gets the header timeout,
+                    # an empty buffer the idle timeout (never no timeout at all).
+                    cfg = self.factory.config
+                    wait = cfg.header_timeout if reader.buf else cfg.idle_timeout
+                    self.deadline = self.factory.clock.seconds() + wait
                 return
             if ev is READER_CLOSED or ev is PAUSED:
                 self._close_all()
@@ -211,7 +218,7 @@ class HttpFront(Protocol):
             self._answer_error(500, "Internal routing error.", close=True)
         if self.state == CLOSING:
             return False
-        if self.reader.buf:
+        if self.reader.buf or self.reader.eof:
             return True
         self._idle()
         return False
@@ -254,7 +261,7 @@ class HttpFront(Protocol):
 
     def _answer_opts(self, has_body: bool) -> dict:
         req = self.req
-        close = has_body or not req.keep_alive or self.client_eof or self.factory.tracker.draining
+        close = has_body or not req.keep_alive or self.factory.tracker.draining
         return {"close": close, "keep_alive_10": not close and not req.is_11, "head_only": req.method == b"HEAD"}
 
     def _answer(self, data: bytes, close: bool) -> None:
@@ -295,7 +302,7 @@ class HttpFront(Protocol):
     # -------------------------------------------------------------- forward
     def _forward(self, req: RequestHead, route: Forward) -> None:
         self.route = route
-        self.keep_alive = req.keep_alive and not self.client_eof and not self.factory.tracker.draining
+        self.keep_alive = req.keep_alive and not self.factory.tracker.draining
         self.req_done = False
         self.resp_head_sent = False
         self.retried = False
@@ -480,7 +487,12 @@ class HttpFront(Protocol):
         backend, self.backend = self.backend, None
         transport = self.transport
         unregister(transport)
-        reusable = self.backend_keep and self.req_done and backend.alive and not backend.read_closed
+        # Bytes beyond the end of the response belong to no request: such a
+        # backend is never reused (they would reach the next client as its answer).
+        reusable = (
+            self.backend_keep and self.req_done and backend.alive and not backend.read_closed
+            and not backend.reader.buffered
+        )
         backend.front = None
         if reusable:
             backend.gate.reasons = 0
@@ -488,7 +500,7 @@ class HttpFront(Protocol):
             self.factory.pool.put(backend)
         else:
             backend.close()
-        if not self.keep_alive or not self.req_done or self.client_eof or self.factory.tracker.draining:
+        if not self.keep_alive or not self.req_done or self.factory.tracker.draining:
             self._close_after_write()
             return
         self.state = WAIT_HEAD
@@ -496,7 +508,7 @@ class HttpFront(Protocol):
         reader = self.reader
         reader.start_next()
         self.gate.resume(PIPELINE)
-        if reader.buf:
+        if reader.buf or reader.eof:
             self._serve()
         else:
             self._idle()

@@ -118,7 +118,12 @@ def response_head_bytes(
     extra_drop = _dropped_names(resp.connection_tokens)
     drop_length = reframe or resp.transfer_encoding
     rewrite = context_path is not None and 300 <= resp.status < 400
-    lines = [resp.raw_status_line]
+    status_line = resp.raw_status_line
+    if resp.version != b"HTTP/1.1":
+        # RFC 9110 §2.5: a proxy sends its own HTTP version; the framing decisions
+        # (close-delimited bodies, keep-alive) were already made for the backend's.
+        status_line = b"HTTP/1.1" + status_line[len(resp.version) :]
+    lines = [status_line]
     append = lines.append
     for lname, value, raw in resp.headers:
         if lname in HOP_BY_HOP:

@@ -257,7 +257,13 @@ def rhead(*lines: bytes, line: bytes = b"HTTP/1.1 200 OK") -> bytes:
 
 def test_response_status_line_and_headers_raw() -> None:
     raw = [b"Set-Cookie: a=1; Path=/", b"content-TYPE:  text/plain ", b"set-cookie: b=2", b"Content-Length: 3"]
-    assert respond(rhead(*raw, line=b"HTTP/1.0 299 Odd  Reason")) == [b"HTTP/1.0 299 Odd  Reason", *raw]
+    assert respond(rhead(*raw, line=b"HTTP/1.1 299 Odd  Reason")) == [b"HTTP/1.1 299 Odd  Reason", *raw]
+
+
+def test_response_status_line_carries_our_http_version() -> None:
+    """RFC 9110 §2.5: an HTTP/1.0 backend's answer goes out as HTTP/1.1, reason kept."""
+    raw = [b"Content-Length: 3"]
+    assert respond(rhead(*raw, line=b"HTTP/1.0 299 Odd  Reason")) == [b"HTTP/1.1 299 Odd  Reason", *raw]
 
 
 def test_response_hop_by_hop_removed() -> None:
