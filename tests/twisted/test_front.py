@@ -493,3 +493,60 @@ def test_handoff_replays_the_raw_head_and_forwards_everything_after():
     assert ct.producerState == "producing"
     front.connectionLost(Failure(error.ConnectionDone()))
     assert proto.lost is not None
+
+
+def test_partial_pipelined_head_after_a_response_gets_the_header_timeout():
+    """A client that leaves half a head behind its first request must not escape
+    every timeout (slowloris): the deadline is re-armed when the response ends."""
+    h = Harness(header_timeout=5, idle_timeout=300)
+    front, ct = h.client()
+    front.dataReceived(GET + b"GET /proxy/9000/next HT")
+    back, bt = h.complete_connect()
+    back.dataReceived(OK)
+    assert ct.value().endswith(b"hi") and not ct.disconnecting
+    ct.clear()
+    h.clock.advance(6)
+    h.tracker.sweep()
+    assert ct.value().startswith(b"HTTP/1.1 408 ")
+    assert ct.disconnecting
+
+
+def test_backend_with_bytes_beyond_its_response_is_never_pooled():
+    """Extra bytes after a complete response belong to no request: pooling the
+    connection would hand them to the next client as its answer."""
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+    assert len(h.pool) == 0 and bt.disconnecting
+    other, ot = h.client()
+    other.dataReceived(GET)
+    assert len(h.connects) == 2  # a fresh connection, not the poisoned one
+    back2, bt2 = h.complete_connect()
+    back2.dataReceived(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    assert ot.value().startswith(b"HTTP/1.1 404 ") and b"secret" not in ot.value()
+
+
+def test_client_fin_after_pipelined_requests_answers_all_then_closes():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(GET + GET.replace(b"/a", b"/second"))
+    front.readConnectionLost()
+    back, bt = h.complete_connect()
+    back.dataReceived(OK)
+    assert not ct.disconnecting
+    assert bt.value().count(b"GET ") == 2
+    back.dataReceived(OK)
+    assert ct.value().count(b"200 OK") == 2
+    assert ct.disconnecting
+
+
+def test_client_fin_mid_body_aborts_the_backend():
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"POST /proxy/9000/up HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+    back, bt = h.complete_connect()
+    front.readConnectionLost()
+    assert bt.disconnecting or bt.disconnected
+    assert ct.disconnecting
