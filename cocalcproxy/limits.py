@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 #: SPEC §3: a request line over 8 KiB is answered 414 (checked before the head limit).
 MAX_REQUEST_LINE = 8192
 #: SPEC §2 ``--max-header-bytes``: request line + headers larger than this → 431.
@@ -22,16 +20,3 @@ DRAIN_TIMEOUT = 10.0  # SPEC §2: SIGTERM lets in-flight requests finish for thi
 #: Idle keep-alive connections kept per backend address, and how long.
 POOL_MAX_IDLE_PER_TARGET = 64
 POOL_IDLE_TIMEOUT = 60.0
-
-#: Bytes of a pipelined next request we hold while answering the current one;
-#: beyond this the client socket is paused (never an unbounded buffer).
-PIPELINE_BUFFER = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class HeadLimits:
-    """Limits the sans-IO readers enforce."""
-
-    max_request_line: int = MAX_REQUEST_LINE
-    max_head: int = MAX_HEADER_BYTES
-    max_chunk_line: int = MAX_CHUNK_LINE

@@ -8,6 +8,6 @@ from twisted.application.service import ServiceMaker
 cocalcproxy = ServiceMaker(
     "cocalcproxy",
     "cocalcproxy.cli",
-    "Streaming HTTP/WebSocket proxy for multi-user notebook platforms (roles: project).",
+    "Streaming HTTP/WebSocket proxy for multi-user notebook platforms (roles: project, bridge).",
     "cocalcproxy",
 )
