@@ -218,6 +218,7 @@ class SupervisedServer:
             self._start_failed(502, f"The server '{spec.name}' could not be started.")
             return
         self.pid = self._transport.pid
+        self._transport.closeStdin()  # servers read EOF, as from /dev/null under a service manager
         self.started = time.time()
         log.info("server {server}: started pid {pid}: {argv}", server=spec.name, pid=self.pid, argv=resolved.argv)
         if spec.absolute_url:

@@ -25,6 +25,9 @@ class FakeProcess:
     def signalProcess(self, sig):
         pass
 
+    def closeStdin(self):
+        pass
+
 
 class ProcessReactor(MemoryReactorClock):
     def __init__(self):
