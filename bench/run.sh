@@ -4,6 +4,7 @@
 # this checkout added as a candidate.  All arguments go to the harness, e.g.
 #   bench/run.sh                                   # every peer, every suite (~15 min)
 #   bench/run.sh --only cocalcproxy,nginx-nobuf --suites http --runs 1
+#   bench/run.sh --only cocalcproxy-bridge,websockify --suites tcp
 # COCALCPROXY_BENCH_HARNESS: the harness folder (default ../shared/bench beside the checkout)
 # COCALCPROXY_PYTHON: the Python whose twistd runs the proxy (default .venv/bin/python)
 set -eu
@@ -13,5 +14,8 @@ PY=${COCALCPROXY_PYTHON:-$REPO/.venv/bin/python}
 TWISTD=$(dirname "$PY")/twistd
 [ -x "$TWISTD" ] || { echo "no twistd next to $PY; install first (see README)" >&2; exit 2; }
 [ -x "$HARNESS/run.sh" ] || { echo "benchmark harness not found at $HARNESS" >&2; exit 2; }
-CMD="env PYTHONPATH=$REPO $TWISTD -n --pidfile= cocalcproxy project --listen tcp:{port}:interface=127.0.0.1"
-exec "$HARNESS/run.sh" --add "cocalcproxy;$CMD;http://127.0.0.1:{port}/proxy/{backend};ws://127.0.0.1:{port}/proxy/{backend};" "$@"
+RUN="env PYTHONPATH=$REPO $TWISTD -n --pidfile= cocalcproxy"
+# The project role for HTTP and WebSocket; the bridge role (WebSocket -> raw TCP echo) for suite tcp.
+PROJECT="cocalcproxy;$RUN project --listen tcp:{port}:interface=127.0.0.1;http://127.0.0.1:{port}/proxy/{backend};ws://127.0.0.1:{port}/proxy/{backend};"
+BRIDGE="cocalcproxy-bridge;$RUN bridge --listen tcp:{port}:interface=127.0.0.1 --target tcp:127.0.0.1:{backend};;;ws://127.0.0.1:{port}/#binary"
+exec "$HARNESS/run.sh" --add "$PROJECT" --add "$BRIDGE" "$@"
