@@ -8,6 +8,9 @@ build the same objects on a fake clock.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
+
 from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 
@@ -62,12 +65,56 @@ class TrackerService(Service):
         return d
 
 
+class ReloadService(Service):
+    """SIGHUP re-reads what can change without a restart (SPEC §2), keeping every
+    connection.  Roles register their reloaders with ``add``; a reloader that
+    fails is logged and the old settings stay.  Without this handler SIGHUP's
+    default action would end the process."""
+
+    name = "reload"
+
+    def __init__(self, reactor) -> None:
+        self.reactor = reactor
+        self.reloaders: list[tuple[str, Callable[[], None]]] = []
+        self._previous = None
+
+    def add(self, what: str, reloader: Callable[[], None]) -> None:
+        self.reloaders.append((what, reloader))
+
+    def startService(self) -> None:
+        super().startService()
+        self._previous = signal.signal(signal.SIGHUP, self._on_signal)
+
+    def stopService(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)
+            self._previous = None
+        return super().stopService()
+
+    def _on_signal(self, signum, frame) -> None:
+        self.reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        if not self.reloaders:
+            log.info("SIGHUP: nothing to reload for this role")
+        for what, reloader in self.reloaders:
+            try:
+                reloader()
+            except Exception:  # noqa: BLE001 - an operator's file: keep running on the old one
+                log.failure("SIGHUP: reloading {what} failed; keeping the previous settings", what=what)
+            else:
+                log.info("SIGHUP: reloaded {what}", what=what)
+
+
 def tracked(reactor, config: ProxyConfig, drain_timeout: float):
-    """A ``MultiService`` with the tracker service in it, plus the tracker and pool."""
+    """A ``MultiService`` with the tracker service in it, plus the tracker and pool.
+
+    It also holds the ``ReloadService`` (``top.getServiceNamed("reload")``)."""
     pool = BackendPool(reactor)
     tracker = ConnectionTracker(reactor, config.max_connections, pool, sweep_interval(config))
     top = MultiService()
     TrackerService(tracker, pool, drain_timeout).setServiceParent(top)
+    ReloadService(reactor).setServiceParent(top)
     return top, tracker, pool
 
 
@@ -80,4 +127,4 @@ def add_listeners(top, options, reactor, config, router, tracker, pool, **factor
         ListenerService(endpoint, factory, description).setServiceParent(top)
 
 
-__all__ = ["add_listeners", "proxy_config", "tracked", "TrackerService"]
+__all__ = ["add_listeners", "proxy_config", "tracked", "ReloadService", "TrackerService"]

@@ -146,3 +146,22 @@ def test_listens_on_several_endpoints_including_unix(tmp_path):
                 assert s.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
     finally:
         proxy.stop()
+
+
+def test_sighup_keeps_the_process_and_its_connections():
+    """SIGHUP reloads (SPEC §2); it never ends the process or drops a connection."""
+    proxy = ProxyProcess("project", [])
+    try:
+        with RawClient(proxy.port) as c:
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.read_response().status == 200
+            proxy.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while "SIGHUP" not in proxy.log_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "SIGHUP" in proxy.log_text()
+            assert proxy.proc.poll() is None
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # the same keep-alive connection
+            assert c.read_response().status == 200
+    finally:
+        proxy.stop()
