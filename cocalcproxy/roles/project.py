@@ -10,6 +10,7 @@ project id).  Named server processes come from ``--config`` and entry points
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 
 from twisted.application.service import MultiService, Service
@@ -69,23 +70,14 @@ class Options(CommonOptions):
         if not target or any(ch in target for ch in "/@ \t"):
             raise usage.UsageError(f"--target-host: not a host name or IP address: {target!r}")
         self["file-config"] = None
+        self["server-specs"] = {}
         if self["config"]:
-            from ..config_file import ConfigError, load_config
+            from ..config_file import ConfigError
 
             try:
-                self["file-config"] = load_config(self["config"])
+                self["file-config"], self["server-specs"] = read_config(self["config"])
             except ConfigError as e:
                 raise usage.UsageError(str(e)) from None
-        self["server-specs"] = specs = {}
-        file_config = self["file-config"]
-        for name, raw in (file_config.servers if file_config else {}).items():
-            try:
-                spec, warnings = parse_server(name, raw, source=f"--config {self['config']}")
-            except SpecError as e:
-                raise usage.UsageError(f"--config {self['config']}: {e}") from None
-            for w in warnings:
-                log.warn("--config {path}: {warning}", path=self["config"], warning=w)
-            specs[name] = spec
         if self["rewrite-max-bytes"] < 1:
             raise usage.UsageError("--rewrite-max-bytes: must be at least 1")
         if self["kill-grace"] <= 0:
@@ -101,6 +93,24 @@ class Options(CommonOptions):
 def project_base(base_url: str, project_id: str | None) -> bytes:
     """B: ``<base-url><project-id>/``, or the base URL alone."""
     return (base_url + (project_id + "/" if project_id else "")).encode("ascii")
+
+
+def read_config(path: str):
+    """``--config`` as ``(ProxyFileConfig, {name: ServerSpec})``; raises ``ConfigError``
+    naming the file, the server and the key."""
+    from ..config_file import ConfigError, load_config
+
+    file_config = load_config(path)
+    specs = {}
+    for name, raw in file_config.servers.items():
+        try:
+            spec, warnings = parse_server(name, raw, source=f"--config {path}")
+        except SpecError as e:
+            raise ConfigError(f"--config {path}: {e}") from None
+        for w in warnings:
+            log.warn("--config {path}: {warning}", path=path, warning=w)
+        specs[name] = spec
+    return file_config, specs
 
 
 def make_routing(options, servers=()) -> ProjectRouting:
@@ -139,12 +149,18 @@ def local_pages(routing: ProjectRouting, supervisor):
     return page
 
 
-def make_router(routing: ProjectRouting, supervisor, named_routes: NamedRoutes):
-    base = routing.base
-    mgmt_prefix = base + server_api.PREFIX
+class Current:
+    """The routing in force; SIGHUP replaces it (new servers, new host allowlist)."""
+
+    def __init__(self, routing: ProjectRouting) -> None:
+        self.routing = routing
+
+
+def make_router(current: Current, supervisor, named_routes: NamedRoutes):
+    mgmt_prefix = current.routing.base + server_api.PREFIX
 
     def router(req):
-        route = route_project(routing, req.target, req)
+        route = route_project(current.routing, req.target, req)
         kind = type(route)
         if kind is Named:
             if supervisor.stopping:
@@ -172,13 +188,60 @@ def make_service(options, reactor) -> MultiService:
         log.info("server processes: {names}", names=", ".join(sorted(specs)))
     activity = ActivityFile(options["activity-file"], reactor) if options.get("activity-file") else None
     named_routes = NamedRoutes(supervisor, reactor, options["rewrite-max-bytes"], activity)
-    router = make_router(routing, supervisor, named_routes)
+    current = Current(routing)
+    router = make_router(current, supervisor, named_routes)
     add_listeners(top, options, reactor, config, router, tracker, pool,
                   local_pages=local_pages(routing, supervisor), activity=activity)
     outer = StopInOrder()
     supervisor.setServiceParent(outer)
     top.setServiceParent(outer)
+    ReloadOnHangup(lambda: reload_config(options, current, supervisor), reactor).setServiceParent(outer)
     return outer
+
+
+def reload_config(options, current: Current, supervisor) -> None:
+    """SIGHUP: read ``--config`` and the entry points again.  New servers appear,
+    removed ones are stopped, changed ones take their new options at their next
+    start (a running process is not interrupted).  A broken file changes nothing."""
+    from ..config_file import ConfigError
+
+    path = options.get("config")
+    try:
+        file_config, file_specs = read_config(path) if path else (None, {})
+    except ConfigError as e:
+        log.error("SIGHUP: config not reloaded: {error}", error=str(e))
+        return
+    reloaded = dict(options)
+    reloaded["file-config"], reloaded["server-specs"] = file_config, file_specs
+    specs = server_specs(reloaded)
+    supervisor.update(specs)
+    current.routing = make_routing(reloaded, specs)
+    log.info("SIGHUP: config reloaded; servers: {names}", names=", ".join(sorted(specs)) or "none")
+
+
+class ReloadOnHangup(Service):
+    """Calls ``reload`` on SIGHUP (chaining to a handler installed before ours)."""
+
+    def __init__(self, reload, reactor) -> None:
+        self.reload = reload
+        self.reactor = reactor
+        self.previous = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.previous = signal.getsignal(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, self._hangup)
+
+    def _hangup(self, signum, frame) -> None:
+        self.reactor.callFromThread(self.reload)
+        previous = self.previous
+        if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
+            previous(signum, frame)
+
+    def stopService(self):
+        super().stopService()
+        if signal.getsignal(signal.SIGHUP) == self._hangup:
+            signal.signal(signal.SIGHUP, self.previous if self.previous is not None else signal.SIG_DFL)
 
 
 class StopInOrder(MultiService):

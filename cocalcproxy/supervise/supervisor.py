@@ -23,18 +23,41 @@ class Supervisor(Service):
     def __init__(self, specs: dict[str, ServerSpec], reactor, base_url: str, kill_grace: float = KILL_GRACE) -> None:
         self.reactor = reactor
         self.base_url = base_url
+        self.kill_grace = kill_grace
+        self.retired: list[SupervisedServer] = []  # removed by a reload, maybe still stopping
         self.prober = Prober(reactor)
         self.servers: dict[str, SupervisedServer] = {
             name: SupervisedServer(spec, reactor, self.prober, base_url, kill_grace) for name, spec in specs.items()
         }
         self.stopping = False
 
+    def update(self, specs: dict[str, ServerSpec]) -> None:
+        """New specs (SIGHUP): add new servers, stop removed ones, and give changed
+        ones their new options from their next start on."""
+        for name in [n for n in self.servers if n not in specs]:
+            self._retire(self.servers.pop(name))
+        for name, spec in specs.items():
+            server = self.servers.get(name)
+            if server is not None and server.spec == spec:
+                continue
+            if server is not None and spec.supervised and server.spec.supervised:
+                server.spec = spec  # a running process keeps running; the next start uses the new options
+                continue
+            if server is not None:
+                self._retire(server)
+            self.servers[name] = SupervisedServer(spec, self.reactor, self.prober, self.base_url, self.kill_grace)
+
+    def _retire(self, server: SupervisedServer) -> None:
+        server.closed = True
+        self.retired.append(server)
+        server.stop().addBoth(lambda _: self.retired.remove(server))
+
     def stopService(self):
         super().stopService()
         self.stopping = True
-        for server in self.servers.values():
+        for server in [*self.servers.values(), *self.retired]:
             server.closed = True
-        ds = [server.stop() for server in self.servers.values()]
+        ds = [server.stop() for server in [*self.servers.values(), *self.retired]]
         d = defer.DeferredList(ds, consumeErrors=True)
         d.addBoth(lambda _: self.prober.close())
         return d

@@ -133,3 +133,45 @@ def test_base_url_with_project_id(tmp_path, make_proxy):
     page = get(proxy.port, b).body.decode()
     assert f'href="{b}toy/"' in page
     assert get(proxy.port, "/toy/").status == 404  # only under B
+
+
+def test_sighup_reloads_servers(tmp_path, make_proxy):
+    import signal
+    import time
+
+    def write(servers):
+        cfg.write_text(json.dumps({"servers": servers}))
+
+    def toy(who):
+        return {"command": ["python3", "-m", "tests.support.toy_server", "--port", "{port}"],
+                "environment": {"TOY_WHO": who}, "timeout": 20}
+
+    def until(cond, what):
+        deadline = time.monotonic() + 10
+        while not cond():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    cfg = tmp_path / "servers.json"
+    write({"old": toy("old"), "kept": toy("v1")})
+    proxy = make_proxy("--config", str(cfg), "--no-entry-points", "--kill-grace", "1")
+    old_pid = json.loads(get(proxy.port, "/old/").body)["pid"]
+    kept_pid = json.loads(get(proxy.port, "/kept/").body)["pid"]
+    write({"new": toy("new"), "kept": toy("v2")})
+    proxy.proc.send_signal(signal.SIGHUP)
+    until(lambda: get(proxy.port, "/new/").status == 200, "the new server after SIGHUP")
+    assert json.loads(get(proxy.port, "/new/").body)["env"]["TOY_WHO"] == "new"
+    assert get(proxy.port, "/old/").status == 404
+    until(lambda: not os.path.exists(f"/proc/{old_pid}") or "Z" in open(f"/proc/{old_pid}/stat").read().split()[2],
+          "the removed server to be stopped")
+    kept = json.loads(get(proxy.port, "/kept/").body)
+    assert kept["pid"] == kept_pid and kept["env"]["TOY_WHO"] == "v1"  # not interrupted by the reload
+    from tests.support.client import request
+
+    assert request(proxy.port, b"DELETE /server-proxy/api/servers/kept HTTP/1.1\r\nHost: x\r\n\r\n").status == 204
+    assert json.loads(get(proxy.port, "/kept/").body)["env"]["TOY_WHO"] == "v2"  # the next start uses the new options
+    cfg.write_text("{broken")
+    proxy.proc.send_signal(signal.SIGHUP)
+    until(lambda: "config not reloaded" in proxy.log_text(), "the reload error in the log")
+    assert get(proxy.port, "/new/").status == 200  # a broken file changes nothing
+    assert proxy.proc.poll() is None
