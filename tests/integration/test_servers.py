@@ -62,9 +62,18 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
+def external_answer(req):
+    if req.target.endswith(b"/chunked"):
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n"
+                b"6\r\n{\"pid\"\r\n4\r\n: 1}\r\n0\r\n\r\n")
+    if req.target.endswith(b"/empty"):
+        return b"HTTP/1.1 204 No Content\r\nX-Up: 1\r\n\r\n"
+    return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
 @pytest.fixture(scope="module")
 def external():
-    b = RecordingBackend()
+    b = RecordingBackend(external_answer)
     yield b
     b.close()
 
@@ -330,6 +339,24 @@ def test_rewrite_response(env):
     assert b'"PID"' in answer.body and b'"pid"' not in answer.body
     assert answer.header(b"x-rewritten") == b"yes /page"
     assert int(answer.header(b"content-length")) == len(answer.body)
+
+
+def test_rewrite_of_chunked_responses_keeps_the_connection(env):
+    from tests.support.client import RawClient
+
+    proxy, _, _ = env
+    with RawClient(proxy.port) as c:
+        for _ in range(2):  # keep-alive: the rewritten response is framed with Content-Length
+            c.send(b"GET /extrewrite/chunked HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = c.read_response()
+            assert answer.status == 200 and answer.body == b'{"PID": 1}'
+            assert answer.header(b"content-length") == b"10" and answer.header(b"transfer-encoding") is None
+            assert answer.header(b"x-rewritten") == b"yes /chunked" and answer.header(b"x-up") == b"1"
+        c.send(b"GET /extrewrite/empty HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = c.read_response()
+        assert answer.status == 204 and answer.header(b"x-rewritten") is None  # 204 passes unchanged
+    old = request(proxy.port, b"GET /extrewrite/chunked HTTP/1.0\r\nHost: x\r\n\r\n")
+    assert old.status == 200 and old.body == b'{"PID": 1}'
 
 
 def test_rewrite_beyond_limit_is_502(env, external):

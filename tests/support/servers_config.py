@@ -120,6 +120,10 @@ c.ServerProxy.servers = {
         "unix_socket": True,
         "timeout": 20,
     },
+    "extrewrite": {  # the test's in-process backend, responses rewritten
+        "port": int(os.environ.get("TOY_EXTERNAL_PORT", "1")),
+        "rewrite_response": [shout],
+    },
     "external": {
         "port": int(os.environ.get("TOY_EXTERNAL_PORT", "1")),
     },
