@@ -12,12 +12,15 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from websockify.websocket import WebSocket, WebSocketWantReadError
 
 from tests.support.backends import ScriptedBackend
-from tests.support.procs import ProxyProcess, free_port, wait_for_port
+from tests.support.leaks import wait_until
+from tests.support.procs import ProxyProcess, free_port
 
 from .test_bridge import echo
 
@@ -70,6 +73,48 @@ def test_websockify_client_through_the_bridge(protocols, chosen):
             client.close()
 
 
+class Xvnc:
+    """One ``Xvnc`` process; ``listening`` tells whether it bound its RFB port (its log says so)."""
+
+    def __init__(self, xvnc: str, port: int) -> None:
+        self.port = port
+        self.log = tempfile.NamedTemporaryFile(prefix="xvnc-", suffix=".log", delete=False)
+        read_fd, write_fd = os.pipe()
+        self.read_fd = read_fd
+        self.proc = subprocess.Popen(
+            [xvnc, "-displayfd", str(write_fd), "-rfbport", str(port), "-SecurityTypes", "None", "-localhost",
+             "-geometry", "640x480", "-depth", "24", "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        os.close(write_fd)
+
+    def log_text(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def listening(self, timeout: float = 15.0) -> bool:
+        display = b""
+        while not display.endswith(b"\n"):  # the display number, once the X server is up
+            chunk = os.read(self.read_fd, 16)
+            if not chunk:
+                return False
+            display += chunk
+        # The port is free-picked, so it may have been taken meanwhile: trust only Xvnc's own word.
+        return wait_until(lambda: f"port {self.port}" in self.log_text() or self.proc.poll() is not None,
+                          timeout) and self.proc.poll() is None and "Listening for VNC connections" in self.log_text()
+
+    def stop(self) -> None:
+        os.close(self.read_fd)  # only now: Xvnc exits when a write of its display number meets a closed pipe
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+        os.unlink(self.log.name)
+
+
 @pytest.fixture
 def vnc_server():
     """``Xvnc`` (a virtual X server that speaks RFB) on a free port, no password."""
@@ -78,31 +123,19 @@ def vnc_server():
         if os.environ.get("CI"):
             pytest.fail("Xvnc is missing: .ci/run installs tigervnc-standalone-server")
         pytest.skip("Xvnc not installed (apt-get install tigervnc-standalone-server)")
-    port = free_port()
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [xvnc, "-displayfd", str(write_fd), "-rfbport", str(port), "-SecurityTypes", "None", "-localhost",
-         "-geometry", "640x480", "-depth", "24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    os.close(write_fd)
+    for _ in range(3):
+        server = Xvnc(xvnc, free_port())
+        if server.listening():
+            break
+        print(server.log_text())
+        server.stop()
+    else:
+        pytest.fail("Xvnc did not start listening (log above)")
     try:
-        display = b""
-        while not display.endswith(b"\n"):  # the display number, once the server is up
-            chunk = os.read(read_fd, 16)
-            assert chunk, "Xvnc exited before it was ready"
-            display += chunk
-        wait_for_port(port, proc=proc)
-        yield port
+        yield server.port
+        print(server.log_text())  # shown by pytest if the test failed
     finally:
-        os.close(read_fd)  # only now: Xvnc exits when a write of its display number meets a closed pipe
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        server.stop()
 
 
 def test_rfb_handshake_and_framebuffer_update_from_a_real_vnc_server(vnc_server):
