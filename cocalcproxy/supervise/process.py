@@ -128,6 +128,7 @@ class SupervisedServer:
         self._tempdir: str | None = None
         self._kill_call = None
         self.closed = False  # the proxy is stopping: never start again
+        self.failed = False  # the last start failed (for the server_processes gauge)
         self.killpg = os.killpg  # replaced in tests that run on a fake reactor
         if not spec.supervised:
             self.target = self._fixed_target()
@@ -238,6 +239,7 @@ class SupervisedServer:
         if self.state != STARTING:
             return
         self.state = RUNNING
+        self.failed = False
         log.info("server {server}: ready", server=self.spec.name)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
@@ -257,6 +259,7 @@ class SupervisedServer:
             self._start_failed(502, f"The server '{name}' could not be started.")
 
     def _start_failed(self, status: int, message: str) -> None:
+        self.failed = status != 503
         if self.state == STARTING:
             self.state = STOPPED if self._ended is None else self.state
         waiters, self._waiters = self._waiters, []

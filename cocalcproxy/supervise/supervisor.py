@@ -10,7 +10,7 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from .process import KILL_GRACE, SupervisedServer
+from .process import KILL_GRACE, RUNNING, STARTING, SupervisedServer
 from .readiness import Prober
 from .spec import ServerSpec
 
@@ -30,6 +30,21 @@ class Supervisor(Service):
             name: SupervisedServer(spec, reactor, self.prober, base_url, kill_grace) for name, spec in specs.items()
         }
         self.stopping = False
+
+    def state_counts(self) -> dict[str, int]:
+        """Supervised servers by state, for the ``cocalcproxy_server_processes`` gauge
+        (SPEC §9): ``starting``, ``running``, and ``failed`` (its last start failed)."""
+        counts = {"starting": 0, "running": 0, "failed": 0}
+        for server in self.servers.values():
+            if not server.spec.supervised:
+                continue
+            if server.state == STARTING:
+                counts["starting"] += 1
+            elif server.state == RUNNING:
+                counts["running"] += 1
+            elif server.failed:
+                counts["failed"] += 1
+        return counts
 
     def update(self, specs: dict[str, ServerSpec]) -> None:
         """New specs (SIGHUP): add new servers, stop removed ones, and give changed

@@ -161,3 +161,23 @@ def test_closed_server_refuses_to_start(setup):
     failures = []
     server.ensure_started().addErrback(failures.append)
     assert failures[0].value.status == 503
+
+
+def test_state_counts_for_the_gauge():
+    from cocalcproxy.supervise.supervisor import Supervisor
+
+    reactor = ProcessReactor()
+    specs = {n: parse_server(n, {"command": ["x", "{port}"]})[0] for n in ("a", "b", "c")}
+    specs["ext"] = parse_server("ext", {"port": 9})[0]
+    sup = Supervisor(specs, reactor, "/")
+    prober = FakeProber()
+    for server in sup.servers.values():
+        server.prober = prober
+        server.killpg = lambda pid, sig: None
+    assert sup.state_counts() == {"starting": 0, "running": 0, "failed": 0}
+    sup.servers["a"].ensure_started()
+    sup.servers["b"].ensure_started().addErrback(lambda f: None)
+    sup.servers["c"].ensure_started()
+    prober.calls[0][1].callback(None)
+    end(reactor, index=1, code=2)
+    assert sup.state_counts() == {"starting": 1, "running": 1, "failed": 1}
