@@ -226,7 +226,8 @@ class SupervisedServer:
             path = self.base_url + spec.name + "/"
         else:
             path = "/"
-        d = self.prober.wait_ready(host="127.0.0.1", port=port, unix_socket=sock, path=path, timeout=spec.timeout,
+        # localhost: IPv4 and IPv6 loopback, as the proxy connects (many dev servers bind only ::1)
+        d = self.prober.wait_ready(host="localhost", port=port, unix_socket=sock, path=path, timeout=spec.timeout,
                                    raw=spec.raw_socket_proxy, ended=self._watch_end())
         d.addCallbacks(self._ready, self._not_ready)
 

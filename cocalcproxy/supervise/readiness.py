@@ -12,7 +12,8 @@ an explicit ``timeout=`` on every attempt, and the body always drained.
 from __future__ import annotations
 
 from twisted.internet import defer, task
-from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet import error
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 from twisted.web.iweb import IAgentEndpointFactory
@@ -36,13 +37,25 @@ class ProcessGone(Exception):
 
 
 @implementer(IAgentEndpointFactory)
-class _UnixEndpoints:
-    def __init__(self, reactor, path: str) -> None:
-        self.reactor = reactor
-        self.path = path
+class _FixedEndpoint:
+    """Every URL goes to one endpoint: a unix socket, or one loopback address
+    (treq cannot take an IPv6 literal in a URL)."""
+
+    def __init__(self, endpoint) -> None:
+        self.endpoint = endpoint
 
     def endpointForURI(self, uri):
-        return UNIXClientEndpoint(self.reactor, self.path, timeout=ATTEMPT_TIMEOUT)
+        return self.endpoint
+
+
+def _addresses(host: str) -> tuple[str, ...]:
+    """``localhost`` is both loopbacks, IPv4 first, as the proxy connects (SPEC §4)."""
+    return ("127.0.0.1", "::1") if host.lower() == "localhost" else (host,)
+
+
+def _tcp_endpoint(reactor, addr: str, port: int, timeout: float):
+    cls = TCP6ClientEndpoint if ":" in addr else TCP4ClientEndpoint
+    return cls(reactor, addr, port, timeout=timeout)
 
 
 class Prober:
@@ -54,30 +67,47 @@ class Prober:
         self.reactor = reactor
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.pool._factory = _QuietFactory
-        self.http = treq.client.HTTPClient(Agent(reactor, pool=self.pool))
         self._treq_client = treq.client
 
-    def _client_for(self, unix_socket: str | None):
-        if unix_socket is None:
-            return self.http
-        agent = Agent.usingEndpointFactory(self.reactor, _UnixEndpoints(self.reactor, unix_socket), pool=self.pool)
+    def _client_for(self, endpoint):
+        agent = Agent.usingEndpointFactory(self.reactor, _FixedEndpoint(endpoint), pool=self.pool)
         return self._treq_client.HTTPClient(agent)
 
     async def _http_once(self, host: str, port: int, unix_socket: str | None, path: str, timeout: float) -> None:
-        client = self._client_for(unix_socket)
-        url = f"http://{host}:{port}{path}" if unix_socket is None else f"http://localhost{path}"
+        if unix_socket is not None:
+            client = self._client_for(UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout))
+            await self._get(client, f"http://localhost{path}", timeout)
+            return
+        addresses = _addresses(host)
+        for i, addr in enumerate(addresses):
+            client = self._client_for(_tcp_endpoint(self.reactor, addr, port, timeout))
+            try:
+                await self._get(client, f"http://{host}:{port}{path}", timeout)
+                return
+            except error.ConnectionRefusedError:
+                if i + 1 == len(addresses):
+                    raise
+
+    async def _get(self, client, url: str, timeout: float) -> None:
         response = await client.get(url, timeout=timeout, allow_redirects=False)
         d = response.collect(lambda _data: None)  # drain and discard
         d.addTimeout(timeout, self.reactor)
         await d
 
     async def _connect_once(self, host: str, port: int, unix_socket: str | None, timeout: float) -> None:
-        if unix_socket is None:
-            endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=timeout)
+        if unix_socket is not None:
+            endpoints = [UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout)]
         else:
-            endpoint = UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout)
-        proto = await connectProtocol(endpoint, Protocol())
-        proto.transport.abortConnection()
+            endpoints = [_tcp_endpoint(self.reactor, a, port, timeout) for a in _addresses(host)]
+        for i, endpoint in enumerate(endpoints):
+            try:
+                proto = await connectProtocol(endpoint, Protocol())
+            except error.ConnectionRefusedError:
+                if i + 1 == len(endpoints):
+                    raise
+                continue
+            proto.transport.abortConnection()
+            return
 
     def wait_ready(self, *, host: str, port: int, unix_socket: str | None, path: str, timeout: float,
                    raw: bool, ended: defer.Deferred) -> defer.Deferred:

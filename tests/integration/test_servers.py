@@ -169,6 +169,11 @@ def test_unix_socket_path(env):
     assert (state / "fixed.sock").exists()
 
 
+def test_server_listening_only_on_ipv6_loopback(env):
+    proxy, _, _ = env
+    assert body_json(get(proxy.port, "/v6only/x"))["path"] == "/x"
+
+
 def test_server_without_command_is_proxied_as_running(env, external):
     proxy, _, _ = env
     answer = get(proxy.port, "/external/already/running")

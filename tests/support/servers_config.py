@@ -111,6 +111,10 @@ c.ServerProxy.servers = {
         "port": int(os.environ.get("TOY_FIXED_PORT", "0")),
         "timeout": 20,
     },
+    "v6only": {  # binds only the IPv6 loopback
+        "command": [sys.executable, "-m", "tests.support.toy_server", "--port", "{port}", "--ipv6"],
+        "timeout": 20,
+    },
     "wsecho": {
         "command": [sys.executable, "-m", "tests.support.ws_echo_server", "--port", "{port}"],
         "timeout": 20,

@@ -62,6 +62,10 @@ class TcpServer(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True
 
 
+class Tcp6Server(TcpServer):
+    address_family = socket.AF_INET6
+
+
 class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
@@ -91,6 +95,7 @@ def main() -> None:
     ap.add_argument("--exit-after", type=int, default=0)
     ap.add_argument("--record")
     ap.add_argument("--raw", action="store_true")
+    ap.add_argument("--ipv6", action="store_true", help="listen on ::1 only")
     args = ap.parse_args()
     if args.record:
         with open(args.record, "a") as f:
@@ -102,6 +107,8 @@ def main() -> None:
         server = socketserver.ThreadingTCPServer(("127.0.0.1", args.port), EchoHandler)
     elif args.unix:
         server = UnixServer(args.unix, Handler)
+    elif args.ipv6:
+        server = Tcp6Server(("::1", args.port), Handler)
     else:
         server = TcpServer(("127.0.0.1", args.port), Handler)
     server.count = 0
