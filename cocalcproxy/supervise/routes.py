@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from twisted.internet import defer
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ..routing.paths import split_target
 from ..routing.types import Forward, Handoff, Named, Reject
@@ -150,11 +152,31 @@ def _counting(start, activity):
 
 
 def _endpoint(reactor, target: Target):
-    from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+    from twisted.internet.endpoints import UNIXClientEndpoint
 
     if target.unix_socket:
         return UNIXClientEndpoint(reactor, target.unix_socket)
-    return HostnameEndpoint(reactor, "localhost", target.port)
+    return LoopbackEndpoint(reactor, target.port)
+
+
+@implementer(IStreamClientEndpoint)
+class LoopbackEndpoint:
+    """``localhost:port`` as the proxy connects: 127.0.0.1, then ::1 when refused."""
+
+    def __init__(self, reactor, port: int) -> None:
+        self.reactor = reactor
+        self.port = port
+
+    def connect(self, factory):
+        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+
+        d = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port).connect(factory)
+
+        def refused(failure):
+            failure.trap(error.ConnectionRefusedError)
+            return TCP6ClientEndpoint(self.reactor, "::1", self.port).connect(factory)
+
+        return d.addErrback(refused)
 
 
 def _rejected(failure):
