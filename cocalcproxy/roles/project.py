@@ -10,7 +10,6 @@ project id).  Named server processes come from ``--config`` and entry points
 from __future__ import annotations
 
 import os
-import signal
 import uuid
 
 from twisted.application.service import MultiService, Service
@@ -195,7 +194,8 @@ def make_service(options, reactor) -> MultiService:
     outer = StopInOrder()
     supervisor.setServiceParent(outer)
     top.setServiceParent(outer)
-    ReloadOnHangup(lambda: reload_config(options, current, supervisor), reactor).setServiceParent(outer)
+    top.getServiceNamed("reload").add("server processes and host allowlist",
+                                      lambda: reload_config(options, current, supervisor))
     return outer
 
 
@@ -210,38 +210,13 @@ def reload_config(options, current: Current, supervisor) -> None:
         file_config, file_specs = read_config(path) if path else (None, {})
     except ConfigError as e:
         log.error("SIGHUP: config not reloaded: {error}", error=str(e))
-        return
+        raise
     reloaded = dict(options)
     reloaded["file-config"], reloaded["server-specs"] = file_config, file_specs
     specs = server_specs(reloaded)
     supervisor.update(specs)
     current.routing = make_routing(reloaded, specs)
     log.info("SIGHUP: config reloaded; servers: {names}", names=", ".join(sorted(specs)) or "none")
-
-
-class ReloadOnHangup(Service):
-    """Calls ``reload`` on SIGHUP (chaining to a handler installed before ours)."""
-
-    def __init__(self, reload, reactor) -> None:
-        self.reload = reload
-        self.reactor = reactor
-        self.previous = None
-
-    def startService(self) -> None:
-        super().startService()
-        self.previous = signal.getsignal(signal.SIGHUP)
-        signal.signal(signal.SIGHUP, self._hangup)
-
-    def _hangup(self, signum, frame) -> None:
-        self.reactor.callFromThread(self.reload)
-        previous = self.previous
-        if callable(previous) and previous not in (signal.SIG_IGN, signal.SIG_DFL):
-            previous(signum, frame)
-
-    def stopService(self):
-        super().stopService()
-        if signal.getsignal(signal.SIGHUP) == self._hangup:
-            signal.signal(signal.SIGHUP, self.previous if self.previous is not None else signal.SIG_DFL)
 
 
 class StopInOrder(MultiService):

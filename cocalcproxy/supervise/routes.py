@@ -40,7 +40,7 @@ class NamedRoutes:
         self.reactor = reactor
         self.rewrite_max_bytes = rewrite_max_bytes
         self.activity = activity  # the --activity-file hook, for bridged raw sockets
-        self._bridges: dict[str, tuple] = {}  # server name -> (target, bridge start callable)
+        self._bridges: dict[tuple, tuple] = {}  # (server name, counts) -> (target, bridge start callable)
 
     def route(self, named: Named, req):
         server = self.supervisor.servers.get(named.name)
@@ -120,10 +120,12 @@ class NamedRoutes:
         def handoff(target: Target):
             if counts:
                 api.touch(server)
-            cached = self._bridges.get(name)
+            key = (name, activity is not None)
+            cached = self._bridges.get(key)
             if cached is None or cached[0] != target:
-                cached = self._bridges[name] = (target, bridge_start(self.reactor, _endpoint(self.reactor, target)))
-            return Handoff(_counting(cached[1], activity) if activity is not None else cached[1])
+                start = bridge_start(self.reactor, _endpoint(self.reactor, target), activity=activity)
+                cached = self._bridges[key] = (target, start)
+            return Handoff(cached[1])
 
         target = server.running_target()
         if target is not None:
@@ -131,24 +133,6 @@ class NamedRoutes:
         d = server.ensure_started()
         d.addCallbacks(handoff, _rejected)
         return d
-
-
-def _counting(start, activity):
-    """Wrap a bridge start so every chunk from the WebSocket client counts as activity."""
-
-    def start_counting(transport, raw: bytes):
-        proto = start(transport, raw)
-        inner = proto.dataReceived
-
-        def data_received(data: bytes) -> None:
-            activity()
-            inner(data)
-
-        proto.dataReceived = data_received
-        activity()
-        return proto
-
-    return start_counting
 
 
 def _endpoint(reactor, target: Target):
