@@ -515,6 +515,7 @@ class HttpFront(Protocol):
 
     def _response_failed(self, status: int, message: str) -> None:
         self._feed_backend(False)
+        self.rewriter = None  # a response held for rewrite_response is dropped with it
         backend, self.backend = self.backend, None
         if backend is not None:
             backend.front = None
