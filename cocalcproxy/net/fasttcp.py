@@ -50,6 +50,9 @@ class _WriteThrough:
             and not self._writeDisconnecting
             and not self._writeDisconnected
             and type(data) is bytes
+            # A pull producer (streaming=False, e.g. FileSender) is asked for more
+            # only from doWrite, which runs only for queued bytes: let it queue.
+            and (self.producer is None or self.streamingProducer)
         ):
             try:
                 sent = self.socket.send(data)

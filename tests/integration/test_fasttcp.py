@@ -1,10 +1,11 @@
-"""An engine behaviour the bridge works around (``static_files._FileStreamer``).
+"""Pull producers on write-through transports (a bug found while writing ``static_files``).
 
 ``net.fasttcp``'s write-through transports send at once when their buffer is
 empty; Twisted resumes a *pull* producer (``streaming=False``, e.g.
 ``twisted.protocols.basic.FileSender``) only from ``doWrite`` when the buffer
-drains — which never happens if the kernel took the whole first chunk.  So a
-pull producer on a ``FastServer`` transport stalls after its first 16 KiB.
+drains — which never happened if the kernel took the whole first chunk, so a
+pull producer on a ``FastServer`` transport stalled after its first 16 KiB.
+With a pull producer registered, writes now go through Twisted's queue.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ class _Collect(protocol.Protocol):
         self.done.callback(self.got)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: fasttcp write-through never resumes a pull producer "
-                                       "(FileSender stalls after its first chunk)")
 @pytest_twisted.ensureDeferred
 async def test_pull_producer_on_a_write_through_transport_finishes():
     factory = protocol.Factory.forProtocol(_SendFile)
