@@ -504,7 +504,10 @@ class HttpFront(Protocol):
             self._close_after_write()
             return
         self.state = WAIT_HEAD
-        self.req = None
+        # Nothing of the finished exchange stays with an idle connection (it is
+        # what a thousand idle keep-alive connections are made of).
+        self.req = self.route = None
+        self.out_head = b""
         reader = self.reader
         reader.start_next()
         self.gate.resume(PIPELINE)
