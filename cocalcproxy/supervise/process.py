@@ -15,6 +15,7 @@ a grace period.  Its stdout/stderr are logged line by line, tagged with its name
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -70,10 +71,34 @@ class Target:
     headers: tuple = ()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(attempts: int = 50) -> int:
+    """A port free on *both* loopbacks.
+
+    A server may bind either 127.0.0.1 or ::1, and readiness probes and the
+    proxy try ::1 when 127.0.0.1 refuses (SPEC §4); a port that some other
+    program holds on ::1 would make a server that is still starting look
+    ready, and send its first requests elsewhere.
+    """
+    for _ in range(attempts):
+        with socket.socket() as s4:
+            s4.bind(("127.0.0.1", 0))
+            port = s4.getsockname()[1]
+            if _free_on_ipv6_loopback(port):
+                return port
+    raise OSError("no port is free on both 127.0.0.1 and ::1")
+
+
+def _free_on_ipv6_loopback(port: int) -> bool:
+    try:
+        s6 = socket.socket(socket.AF_INET6)
+    except OSError:
+        return True  # no IPv6 at all: nothing can hold the port there
+    with s6:
+        try:
+            s6.bind(("::1", port))
+        except OSError as e:
+            return e.errno == errno.EADDRNOTAVAIL  # no ::1 configured: same as above
+        return True
 
 
 class _Output(ProcessProtocol):
@@ -190,7 +215,12 @@ class SupervisedServer:
         elif spec.unix_socket:
             sock = spec.unix_socket
         else:
-            port = spec.port or free_port()
+            try:
+                port = spec.port or free_port()
+            except OSError as e:  # fd limit reached, or no port free on the loopbacks
+                log.error("server {server}: no port for it: {e}", server=spec.name, e=e)
+                self._start_failed(502, f"The server '{spec.name}' could not be started: no free port.")
+                return
         try:
             resolved = resolve(spec, port, sock or "", self.base_url)
             if not resolved.argv:

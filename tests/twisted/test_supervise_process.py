@@ -114,6 +114,24 @@ def test_exit_during_start_is_502_at_once(setup):
     assert len(reactor.spawned) == 2
 
 
+def test_no_free_port_is_502_and_the_next_request_tries_again(setup, monkeypatch):
+    from cocalcproxy.supervise import process
+
+    reactor, prober, server, _ = setup
+
+    def exhausted():
+        raise OSError("no port is free on both 127.0.0.1 and ::1")
+
+    monkeypatch.setattr(process, "free_port", exhausted)
+    failures = []
+    server.ensure_started().addErrback(failures.append)
+    assert failures[0].value.status == 502 and "no free port" in failures[0].value.message
+    assert reactor.spawned == [] and server.state == STOPPED
+    monkeypatch.undo()
+    server.ensure_started()
+    assert len(reactor.spawned) == 1
+
+
 def test_clean_exit_after_running_restarts_on_next_request(setup):
     reactor, prober, server, _ = setup
     server.ensure_started()
