@@ -117,9 +117,14 @@ def make_routing(options, servers=()) -> ProjectRouting:
     return ProjectRouting(
         base=project_base(options["base-url"], options["project-id"]),
         target_host=options["target-host"],
-        allowlist=HostAllowlist(file_config.host_allowlist if file_config else None),
+        allowlist=HostAllowlist(file_config.host_allowlist if file_config else None, on_error=_allowlist_failed),
         servers=frozenset(servers),
     )
+
+
+def _allowlist_failed(host: str, error: Exception) -> None:
+    """A ``host_allowlist`` callable raised: the request was denied (403); say why in the log."""
+    log.error("host_allowlist raised {error!r} for host {host!r}; the request is denied", error=error, host=host)
 
 
 def server_specs(options) -> dict:

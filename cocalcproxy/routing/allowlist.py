@@ -3,7 +3,7 @@
 Either a list of host names / IP addresses with shell-style wildcards
 (``*.example.org``), matched case-insensitively, or a callable
 ``(handler, host) -> bool`` as in jupyter-server-proxy.  A callable that raises
-denies the request.  An IPv6 entry may be written with or without brackets.
+denies the request, and ``on_error(host, exc)`` (the role logs it) hears why.  An IPv6 entry may be written with or without brackets.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ DEFAULT_ALLOWLIST = ("localhost", "127.0.0.1")
 
 
 class HostAllowlist:
-    __slots__ = ("patterns", "func")
+    __slots__ = ("patterns", "func", "on_error")
 
-    def __init__(self, spec: Iterable[str] | Callable | None = None) -> None:
+    def __init__(self, spec: Iterable[str] | Callable | None = None,
+                 on_error: Callable[[str, Exception], None] | None = None) -> None:
+        self.on_error = on_error
         self.func: Callable | None = None
         self.patterns: tuple[str, ...] = ()
         if spec is None:
@@ -41,7 +43,9 @@ class HostAllowlist:
         if self.func is not None:
             try:
                 return bool(self.func(handler, host))
-            except Exception:  # a broken user callable must deny, never break the router
+            except Exception as e:  # a broken user callable must deny, never break the router
+                if self.on_error is not None:
+                    self.on_error(host, e)
                 return False
         host = host.lower()
         bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host

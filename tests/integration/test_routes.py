@@ -7,6 +7,7 @@ rejected rows, the status, the page and that no backend saw anything.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -370,3 +371,8 @@ def test_config_callable_that_raises_denies(config_proxies):
     assert b"secret-internal-detail" not in answer.raw
     assert b"Traceback" not in answer.raw
     assert exchange(proxy.port, http_get(f"{B}healthz")).status == 200
+    # the operator learns why from the log, the user never does
+    deadline = time.monotonic() + 5
+    while "host_allowlist raised RuntimeError('secret-internal-detail')" not in proxy.log_text():
+        assert time.monotonic() < deadline, proxy.log_text()[-2000:]
+        time.sleep(0.05)

@@ -241,6 +241,10 @@ def test_callable_allowlist_that_raises_is_403_not_an_exception() -> None:
     def broken(handler, host):
         raise KeyError(host)
 
+    heard = []
+    allow = HostAllowlist(broken, on_error=lambda host, e: heard.append((host, type(e))))
+    assert route_project(routing(b"/", allowlist=allow), b"/proxy/h:80/").status == 403
+    assert heard == [("h", KeyError)]  # the role logs it: the operator learns why
     assert route_project(routing(b"/", allowlist=HostAllowlist(broken)), b"/proxy/h:80/").status == 403
 
 
