@@ -38,7 +38,23 @@ _SPECIAL = frozenset(
 Header = tuple  # (lower_name: bytes, value: bytes, raw_line: bytes)
 
 
-class RequestHead:
+class _Headers:
+    """Header lookups shared by request and response heads (``headers`` is set by each)."""
+
+    __slots__ = ()
+
+    def get(self, lname: bytes) -> bytes | None:
+        """The value of the last header called ``lname`` (lower case), or None."""
+        for name, value, _ in reversed(self.headers):
+            if name == lname:
+                return value
+        return None
+
+    def get_all(self, lname: bytes) -> list[bytes]:
+        return [value for name, value, _ in self.headers if name == lname]
+
+
+class RequestHead(_Headers):
     """A parsed request head.  ``headers`` is a list of (lower_name, value, raw_line)."""
 
     __slots__ = (
@@ -63,16 +79,6 @@ class RequestHead:
         self.is_11 = version == b"HTTP/1.1"
         self.headers = headers
 
-    def get(self, lname: bytes) -> bytes | None:
-        """The value of the last header called ``lname`` (lower case), or None."""
-        for name, value, _ in reversed(self.headers):
-            if name == lname:
-                return value
-        return None
-
-    def get_all(self, lname: bytes) -> list[bytes]:
-        return [value for name, value, _ in self.headers if name == lname]
-
     @property
     def has_body(self) -> bool:
         return self.chunked or bool(self.content_length)
@@ -81,7 +87,7 @@ class RequestHead:
         return f"<RequestHead {self.method!r} {self.target!r} {self.version!r}>"
 
 
-class ResponseHead:
+class ResponseHead(_Headers):
     """A parsed response head (status line + headers)."""
 
     __slots__ = (
@@ -103,15 +109,6 @@ class ResponseHead:
         self.reason = reason
         self.headers = headers
         self.raw_status_line = raw_status_line
-
-    def get(self, lname: bytes) -> bytes | None:
-        for name, value, _ in reversed(self.headers):
-            if name == lname:
-                return value
-        return None
-
-    def get_all(self, lname: bytes) -> list[bytes]:
-        return [value for name, value, _ in self.headers if name == lname]
 
     def __repr__(self) -> str:
         return f"<ResponseHead {self.status} {self.reason!r}>"
