@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import h11
 
-from .procs import free_port, wait_for_port
+from .procs import bind_loopback, free_port, wait_for_port
 
 
 @dataclass
@@ -59,10 +59,7 @@ def simple_response(status: int = 200, body: bytes = b"ok", headers: list[tuple[
 
 class _Server:
     def __init__(self, host: str = "127.0.0.1", family: int = socket.AF_INET) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(128)
+        self.sock = bind_loopback(host, family)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
         self.lock = threading.Lock()

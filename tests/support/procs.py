@@ -7,6 +7,7 @@ touches processes it did not start.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -20,9 +21,40 @@ REPO = Path(__file__).resolve().parents[2]
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
+_OTHER_LOOPBACK = {"127.0.0.1": (socket.AF_INET6, "::1"), "::1": (socket.AF_INET, "127.0.0.1")}
+
+
+def _free_on(family: int, host: str, port: int) -> bool:
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, port))
+    except OSError as e:
+        return e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)  # no such loopback: nothing can hold it
+    return True
+
+
+def bind_loopback(host: str, family: int, attempts: int = 50) -> socket.socket:
+    """A listening socket on ``host`` at a port the *other* loopback leaves free too.
+
+    The proxy reaches ``localhost`` at 127.0.0.1 and then ::1: a backend whose port
+    some other program holds on the other loopback would make a test talk to a
+    stranger (seen in CI: a ::1-only backend whose port was taken on 127.0.0.1).
+    """
+    for _ in range(attempts):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+        other = _OTHER_LOOPBACK.get(host)
+        if other is None or _free_on(other[0], other[1], sock.getsockname()[1]):
+            sock.listen(128)
+            return sock
+        sock.close()
+    raise OSError(f"no port on {host} that the other loopback leaves free")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+    """A port free on 127.0.0.1 and on ::1 (see ``bind_loopback``)."""
+    with bind_loopback("127.0.0.1", socket.AF_INET) as s:
         return s.getsockname()[1]
 
 
