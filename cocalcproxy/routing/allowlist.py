@@ -3,7 +3,8 @@
 Either a list of host names / IP addresses with shell-style wildcards
 (``*.example.org``), matched case-insensitively, or a callable
 ``(handler, host) -> bool`` as in jupyter-server-proxy.  A callable that raises
-denies the request, and ``on_error(host, exc)`` (the role logs it) hears why.  An IPv6 entry may be written with or without brackets.
+denies the request, and ``on_error(host, exc)`` (the role logs it) hears why.
+An IPv6 entry may be written with or without brackets.
 """
 
 from __future__ import annotations

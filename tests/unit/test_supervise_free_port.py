@@ -35,9 +35,11 @@ def test_the_port_returned_binds_on_both_loopbacks():
     port = free_port()
     with socket.socket() as s4:
         s4.bind(("127.0.0.1", port))
-        if _ipv6_loopback_listener() is not None:
-            with socket.socket(socket.AF_INET6) as s6:
-                s6.bind(("::1", port))
+    v6 = _ipv6_loopback_listener()
+    if v6 is not None:  # the machine has ::1
+        v6.close()
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.bind(("::1", port))
 
 
 def test_ports_taken_on_ipv6_are_skipped(monkeypatch):
