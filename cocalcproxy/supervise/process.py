@@ -235,6 +235,28 @@ class SupervisedServer:
                 os.unlink(sock)  # a stale socket of an earlier run would look ready
             except OSError:
                 pass
+        if sock:
+            self._spawn(resolved, port, sock)
+            return
+        # Something already answering on the port would pass the readiness check
+        # and get this server's requests: another program, or a stale instance.
+        d = self.prober.accepting(host="localhost", port=port)
+        d.addCallback(self._port_checked, resolved, port)
+
+    def _port_checked(self, taken: bool, resolved, port: int) -> None:
+        name = self.spec.name
+        if self.closed:
+            self._start_failed(503, f"The proxy is stopping; the server '{name}' is not started.")
+        elif taken:
+            log.error("server {server}: port {port} is already in use by another program; not started",
+                      server=name, port=port)
+            self._start_failed(502, f"The server '{name}' could not be started: port {port} is already in use "
+                                    "by another program.")
+        else:
+            self._spawn(resolved, port, None)
+
+    def _spawn(self, resolved, port: int, sock: str | None) -> None:
+        spec = self.spec
         env = dict(os.environ)
         env.update(resolved.environment)
         self.target = Target(None if sock else port, sock, resolved.headers)

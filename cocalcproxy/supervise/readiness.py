@@ -109,6 +109,19 @@ class Prober:
             proto.transport.abortConnection()
             return
 
+    def accepting(self, *, host: str, port: int, timeout: float = ATTEMPT_TIMEOUT) -> defer.Deferred:
+        """Fire with True if something already accepts connections at ``host:port``
+        (checked before a server is started there), else False."""
+
+        async def check() -> bool:
+            try:
+                await self._connect_once(host, port, None, timeout)
+            except Exception:  # noqa: BLE001 - refused, unreachable, timed out: nobody there
+                return False
+            return True
+
+        return defer.Deferred.fromCoroutine(check())
+
     def wait_ready(self, *, host: str, port: int, unix_socket: str | None, path: str, timeout: float,
                    raw: bool, ended: defer.Deferred) -> defer.Deferred:
         """Fire when the server answers; fail with ``NotReady`` at the deadline or

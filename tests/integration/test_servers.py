@@ -422,6 +422,29 @@ def test_activity_file_at_most_once_a_second(env):
     assert _mtime(activity) == 1000000
 
 
+# ------------------------------------------------------- port already taken
+def test_fixed_port_taken_by_another_program_is_502_and_it_gets_nothing(tmp_path):
+    """Its readiness probe would pass against the squatter and the user's requests
+    would go to it: the server is not started, and the squatter sees no request."""
+    squatter = RecordingBackend()
+    config = tmp_path / "squat.json"
+    config.write_text(json.dumps({"servers": {"squatted": {
+        "command": ["python3", "-m", "http.server", "{port}"], "port": squatter.port, "timeout": 5}}}))
+    proxy = ProxyProcess("project", ["--config", str(config), "--no-entry-points", "--kill-grace", "1"])
+    try:
+        answer = get(proxy.port, "/squatted/secret?token=abc")
+        assert answer.status == 502, answer.body[:300]
+        assert f"port {squatter.port} is already in use by another program".encode() in answer.body
+        assert "not started" in proxy.log_text()
+        assert "started pid" not in proxy.log_text()
+        squatter.close()  # the program goes away: the next request starts the server
+        wait_until(lambda: get(proxy.port, "/squatted/").status == 200, timeout=15, what="start after the port is free")
+    finally:
+        proxy.stop()
+        squatter.close()
+    assert squatter.requests == []
+
+
 # ---------------------------------------------------------------- shutdown
 def test_sigterm_of_the_proxy_leaves_no_child(tmp_path):
     state = tmp_path

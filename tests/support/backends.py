@@ -97,6 +97,12 @@ class _Server:
     def close(self) -> None:
         self.closing = True
         try:
+            # shutdown first: a close() alone leaves the port listening while the
+            # accept thread is still blocked in accept() on it
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass

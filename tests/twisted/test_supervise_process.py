@@ -44,6 +44,16 @@ class ProcessReactor(MemoryReactorClock):
 class FakeProber:
     def __init__(self):
         self.calls = []
+        self.port_checks = []  # (port, Deferred) — answered by the test, or False at once
+        self.hold_port_checks = False
+
+    def accepting(self, *, host, port):
+        assert host == "localhost"
+        if not self.hold_port_checks:
+            return defer.succeed(False)
+        d = defer.Deferred()
+        self.port_checks.append((port, d))
+        return d
 
     def wait_ready(self, **kw):
         d = defer.Deferred()
@@ -130,6 +140,32 @@ def test_no_free_port_is_502_and_the_next_request_tries_again(setup, monkeypatch
     monkeypatch.undo()
     server.ensure_started()
     assert len(reactor.spawned) == 1
+
+
+def test_port_already_in_use_is_502_and_nothing_is_spawned(setup):
+    reactor, prober, server, _ = setup
+    prober.hold_port_checks = True
+    failures = []
+    server.ensure_started().addErrback(failures.append)
+    assert server.state == STARTING and not reactor.spawned  # checking the port first
+    port, d = prober.port_checks[0]
+    d.callback(True)
+    assert failures[0].value.status == 502
+    assert f"port {port} is already in use by another program" in failures[0].value.message
+    assert reactor.spawned == [] and server.state == STOPPED and prober.calls == []
+    server.ensure_started()  # the next request checks again
+    prober.port_checks[1][1].callback(False)
+    assert len(reactor.spawned) == 1 and str(prober.port_checks[1][0]) in reactor.spawned[0][2]
+
+
+def test_proxy_stopping_during_the_port_check_starts_nothing(setup):
+    reactor, prober, server, _ = setup
+    prober.hold_port_checks = True
+    failures = []
+    server.ensure_started().addErrback(failures.append)
+    server.closed = True
+    prober.port_checks[0][1].callback(False)
+    assert failures[0].value.status == 503 and reactor.spawned == [] and server.state == STOPPED
 
 
 def test_clean_exit_after_running_restarts_on_next_request(setup):

@@ -109,3 +109,32 @@ async def test_process_end_stops_the_wait_at_once():
     await prober.close()
     await settle()
     assert not [c for c in reactor.getDelayedCalls() if c.active() and "deferLater" in repr(c)]
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("interface", ["127.0.0.1", "::1"])
+async def test_accepting_sees_a_listener_on_either_loopback(interface):
+    from twisted.internet.protocol import Factory, Protocol
+
+    try:
+        port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface=interface)
+    except Exception:  # noqa: BLE001
+        pytest.skip(f"no {interface} on this machine")
+    prober = Prober(reactor)
+    before = fds()
+    try:
+        assert await prober.accepting(host="localhost", port=port.getHost().port) is True
+    finally:
+        await port.stopListening()
+        await settle()
+    assert fds() <= before  # the check's connection is gone
+    await prober.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_accepting_is_false_when_nothing_listens():
+    from tests.support.procs import free_port
+
+    prober = Prober(reactor)
+    assert await prober.accepting(host="localhost", port=free_port()) is False
+    await prober.close()
