@@ -288,12 +288,13 @@ class SupervisedServer:
         self._ended.addBoth(lambda r: (watch.called or watch.callback(None), r)[1])
         return watch
 
-    def _ready(self, _) -> None:
+    def _ready(self, answer) -> None:
         if self.state != STARTING:
             return
         self.state = RUNNING
         self.failed = False
-        log.info("server {server}: ready", server=self.spec.name)
+        took = time.time() - self.started if self.started else 0.0
+        log.info("server {server}: ready after {took:.2f} s ({answer})", server=self.spec.name, took=took, answer=answer)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(self.target)

@@ -53,6 +53,10 @@ def _addresses(host: str) -> tuple[str, ...]:
     return ("127.0.0.1", "::1") if host.lower() == "localhost" else (host,)
 
 
+def _join(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def _tcp_endpoint(reactor, addr: str, port: int, timeout: float):
     cls = TCP6ClientEndpoint if ":" in addr else TCP4ClientEndpoint
     return cls(reactor, addr, port, timeout=timeout)
@@ -73,41 +77,44 @@ class Prober:
         agent = Agent.usingEndpointFactory(self.reactor, _FixedEndpoint(endpoint), pool=self.pool)
         return self._treq_client.HTTPClient(agent)
 
-    async def _http_once(self, host: str, port: int, unix_socket: str | None, path: str, timeout: float) -> None:
+    async def _http_once(self, host: str, port: int, unix_socket: str | None, path: str, timeout: float) -> str:
         if unix_socket is not None:
             client = self._client_for(UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout))
-            await self._get(client, f"http://localhost{path}", timeout)
-            return
+            status = await self._get(client, f"http://localhost{path}", timeout)
+            return f"HTTP {status} on {unix_socket}"
         addresses = _addresses(host)
         for i, addr in enumerate(addresses):
             client = self._client_for(_tcp_endpoint(self.reactor, addr, port, timeout))
             try:
-                await self._get(client, f"http://{host}:{port}{path}", timeout)
-                return
+                status = await self._get(client, f"http://{host}:{port}{path}", timeout)
+                return f"HTTP {status} from {_join(addr, port)}"
             except error.ConnectionRefusedError:
                 if i + 1 == len(addresses):
                     raise
+        raise AssertionError("unreachable")
 
-    async def _get(self, client, url: str, timeout: float) -> None:
+    async def _get(self, client, url: str, timeout: float) -> int:
         response = await client.get(url, timeout=timeout, allow_redirects=False)
         d = response.collect(lambda _data: None)  # drain and discard
         d.addTimeout(timeout, self.reactor)
         await d
+        return response.code
 
-    async def _connect_once(self, host: str, port: int, unix_socket: str | None, timeout: float) -> None:
+    async def _connect_once(self, host: str, port: int, unix_socket: str | None, timeout: float) -> str:
         if unix_socket is not None:
-            endpoints = [UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout)]
+            places = [(unix_socket, UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout))]
         else:
-            endpoints = [_tcp_endpoint(self.reactor, a, port, timeout) for a in _addresses(host)]
-        for i, endpoint in enumerate(endpoints):
+            places = [(_join(a, port), _tcp_endpoint(self.reactor, a, port, timeout)) for a in _addresses(host)]
+        for i, (where, endpoint) in enumerate(places):
             try:
                 proto = await connectProtocol(endpoint, Protocol())
             except error.ConnectionRefusedError:
-                if i + 1 == len(endpoints):
+                if i + 1 == len(places):
                     raise
                 continue
             proto.transport.abortConnection()
-            return
+            return f"connected to {where}"
+        raise AssertionError("unreachable")
 
     def accepting(self, *, host: str, port: int, timeout: float = ATTEMPT_TIMEOUT) -> defer.Deferred:
         """Fire with True if something already accepts connections at ``host:port``
@@ -124,8 +131,9 @@ class Prober:
 
     def wait_ready(self, *, host: str, port: int, unix_socket: str | None, path: str, timeout: float,
                    raw: bool, ended: defer.Deferred) -> defer.Deferred:
-        """Fire when the server answers; fail with ``NotReady`` at the deadline or
-        ``ProcessGone`` as soon as ``ended`` fires."""
+        """Fire with what answered (``"HTTP 200 from 127.0.0.1:8000"``, for the log) when
+        the server answers; fail with ``NotReady`` at the deadline or ``ProcessGone`` as
+        soon as ``ended`` fires."""
         clock = self.reactor
         deadline = clock.seconds() + timeout
         state = {"gone": False, "attempt": None, "sleep": None}
@@ -140,7 +148,7 @@ class Prober:
 
         ended.addBoth(on_end)
 
-        async def loop() -> None:
+        async def loop() -> str:
             delay = FIRST_DELAY
             while True:
                 if state["gone"]:
@@ -155,10 +163,10 @@ class Prober:
                     coro = self._http_once(host, port, unix_socket, path, per_try)
                 attempt = state["attempt"] = defer.Deferred.fromCoroutine(coro)
                 try:
-                    await attempt
+                    answer = await attempt
                     if state["gone"]:
                         raise ProcessGone()
-                    return
+                    return answer
                 except (ProcessGone, NotReady):
                     raise
                 except Exception:  # noqa: BLE001 - refused, reset, timeout, cancelled: not ready yet

@@ -78,11 +78,13 @@ def external():
     b.close()
 
 
-FIXED_PORT = free_port()
+FIXED_PORT = 0  # picked when the module's proxy starts, not at collection (a minute earlier in a full run)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, external):
+    global FIXED_PORT
+    FIXED_PORT = free_port()
     state = tmp_path_factory.mktemp("servers")
     activity = state / "activity"
     proxy = ProxyProcess("project", ["--config", CONFIG, "--no-entry-points", "--activity-file", str(activity),

@@ -43,7 +43,7 @@ async def test_http_probe_ready_and_drained():
     try:
         d = prober.wait_ready(host="127.0.0.1", port=port.getHost().port, unix_socket=None, path="/", timeout=5,
                               raw=False, ended=defer.Deferred())
-        await d.addTimeout(10, reactor)
+        assert await d.addTimeout(10, reactor) == f"HTTP 503 from 127.0.0.1:{port.getHost().port}"  # for the log
         await prober.close()
         await settle()
         assert fds() <= before  # the 2 MiB body was read and the connection closed
@@ -59,8 +59,9 @@ async def test_http_probe_over_unix_socket(tmp_path):
     port = reactor.listenUNIX(path, site)
     prober = Prober(reactor)
     try:
-        await prober.wait_ready(host="localhost", port=0, unix_socket=path, path="/", timeout=5, raw=False,
-                                ended=defer.Deferred()).addTimeout(10, reactor)
+        answer = await prober.wait_ready(host="localhost", port=0, unix_socket=path, path="/", timeout=5, raw=False,
+                                         ended=defer.Deferred()).addTimeout(10, reactor)
+        assert answer == f"HTTP 503 on {path}"
     finally:
         await prober.close()
         await port.stopListening()
@@ -73,8 +74,9 @@ async def test_raw_probe_is_a_connect():
     port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
     prober = Prober(reactor)
     try:
-        await prober.wait_ready(host="127.0.0.1", port=port.getHost().port, unix_socket=None, path="/", timeout=5,
-                                raw=True, ended=defer.Deferred()).addTimeout(10, reactor)
+        answer = await prober.wait_ready(host="127.0.0.1", port=port.getHost().port, unix_socket=None, path="/",
+                                         timeout=5, raw=True, ended=defer.Deferred()).addTimeout(10, reactor)
+        assert answer == f"connected to 127.0.0.1:{port.getHost().port}"
     finally:
         await prober.close()
         await port.stopListening()
@@ -138,3 +140,21 @@ async def test_accepting_is_false_when_nothing_listens():
     prober = Prober(reactor)
     assert await prober.accepting(host="localhost", port=free_port()) is False
     await prober.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_localhost_probe_names_the_ipv6_loopback_when_only_it_answers():
+    try:
+        port = reactor.listenTCP(0, Site(Big()), interface="::1")
+    except Exception:  # noqa: BLE001
+        pytest.skip("no ::1 on this machine")
+    port.factory.noisy = False
+    prober = Prober(reactor)
+    try:
+        answer = await prober.wait_ready(host="localhost", port=port.getHost().port, unix_socket=None, path="/",
+                                         timeout=5, raw=False, ended=defer.Deferred()).addTimeout(10, reactor)
+        assert answer == f"HTTP 503 from [::1]:{port.getHost().port}"
+    finally:
+        await prober.close()
+        await port.stopListening()
+        await settle()
