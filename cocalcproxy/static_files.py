@@ -173,10 +173,11 @@ class _FileStreamer:
     CHUNK = 64 * 1024
     TURN = 1024 * 1024
 
-    def __init__(self, clock, f, transport) -> None:
+    def __init__(self, clock, f, transport, size: int) -> None:
         self.clock = clock
         self.file = f
         self.transport = transport
+        self.remaining = size  # what Content-Length promised: a file that grows is cut there
         self.paused = False
         self.call = None
 
@@ -202,12 +203,13 @@ class _FileStreamer:
         self.call = None
         sent = 0
         while not self.paused and sent < self.TURN and self.file is not None:
-            chunk = self.file.read(self.CHUNK)
-            if not chunk:
+            chunk = self.file.read(min(self.CHUNK, self.remaining))
+            if not chunk:  # all of it sent, or the file shrank (the client sees a short body)
                 self._finish()
                 return
             self.transport.write(chunk)
             sent += len(chunk)
+            self.remaining -= len(chunk)
         if not self.paused:
             self._schedule()
 
@@ -243,7 +245,7 @@ def stream_file(clock, found: FileFound, head_only: bool):
             f.close()
             transport.loseConnection()
             return proto
-        proto.streamer = _FileStreamer(clock, f, transport)
+        proto.streamer = _FileStreamer(clock, f, transport, size)
         proto.streamer.start()
         return proto
 

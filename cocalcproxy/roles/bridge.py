@@ -97,9 +97,11 @@ class BridgeRouting:
             return self._not_allowed(req, b"GET", "This address only accepts WebSocket connections.")
         if req.method not in (b"GET", b"HEAD"):
             return self._not_allowed(req, b"GET, HEAD", "Only GET and HEAD are allowed here.")
-        if not path.startswith(self.base):
+        rel = path[len(self.base):]
+        if not path.startswith(self.base) or rel[:1] == b"/":
+            # (an empty segment after the base: "//host/" would make a redirect to another site)
             return Reject(404, "No such file.")
-        found = self.web.resolve(path[len(self.base):])
+        found = self.web.resolve(rel)
         if found is None:
             return Reject(404, "No such file.")
         if type(found) is NeedsSlash:

@@ -664,6 +664,30 @@ def test_router_with_web(tmp_path):
     assert ct.value().endswith(b"\r\n\r\n") and ct.disconnecting
 
 
+def test_an_empty_segment_after_the_base_is_404_never_a_redirect_off_site(tmp_path):
+    (tmp_path / "evil.com").mkdir()
+    r = _routing(tmp_path)
+    assert r.route(_req(b"GET /evil.com HTTP/1.1\r\nHost: h\r\n\r\n")) == Redirect(b"/evil.com/")
+    assert r.route(_req(b"GET //evil.com HTTP/1.1\r\nHost: h\r\n\r\n")).status == 404  # not Location: //evil.com/
+    assert r.route(_req(b"GET //evil.com/ HTTP/1.1\r\nHost: h\r\n\r\n")).status == 404
+
+
+def test_a_large_file_that_grows_while_streamed_is_cut_at_its_content_length(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"a" * (2 * 1024 * 1024))
+    r = _routing(tmp_path)
+    route = r.route(_req(b"GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n"))
+    ct = client_transport()
+    route.start(ct, b"")
+    with open(path, "ab") as f:
+        f.write(b"b" * 500_000)  # appended after the head (Content-Length) was sent
+    for _ in range(10):
+        r.reactor.advance(0)
+    head, _, body = ct.value().partition(b"\r\n\r\n")
+    assert b"Content-Length: 2097152" in head
+    assert body == b"a" * (2 * 1024 * 1024) and ct.disconnecting
+
+
 def test_router_with_tokens(tmp_path):
     path = tmp_path / "tokens"
     path.write_text("vnc: 127.0.0.1:5901\nsock: unix_socket:/tmp/s\n")
