@@ -150,6 +150,7 @@ class SupervisedServer:
         self._transport = None
         self._ended: defer.Deferred | None = None  # fires when the current child has ended
         self._waiters: list[defer.Deferred] = []
+        self._generation = 0  # counts starts, so a late readiness result finds its own
         self._tempdir: str | None = None
         self._kill_call = None
         self.closed = False  # the proxy is stopping: never start again
@@ -206,6 +207,7 @@ class SupervisedServer:
     def _start(self) -> None:
         spec = self.spec
         self.state = STARTING
+        self._generation += 1  # readiness results of an earlier start are stale from now on
         sock = None
         port = 0
         if spec.unix_socket is True:
@@ -281,15 +283,16 @@ class SupervisedServer:
         # localhost: IPv4 and IPv6 loopback, as the proxy connects (many dev servers bind only ::1)
         d = self.prober.wait_ready(host="localhost", port=port, unix_socket=sock, path=path, timeout=spec.timeout,
                                    raw=spec.raw_socket_proxy, ended=self._watch_end())
-        d.addCallbacks(self._ready, self._not_ready)
+        generation = self._generation
+        d.addCallbacks(self._ready, self._not_ready, callbackArgs=(generation,), errbackArgs=(generation,))
 
     def _watch_end(self) -> defer.Deferred:
         watch = defer.Deferred()
         self._ended.addBoth(lambda r: (watch.called or watch.callback(None), r)[1])
         return watch
 
-    def _ready(self, answer) -> None:
-        if self.state != STARTING:
+    def _ready(self, answer, generation: int) -> None:
+        if self.state != STARTING or generation != self._generation:
             return
         self.state = RUNNING
         self.failed = False
@@ -299,7 +302,9 @@ class SupervisedServer:
         for d in waiters:
             d.callback(self.target)
 
-    def _not_ready(self, failure) -> None:
+    def _not_ready(self, failure, generation: int) -> None:
+        if generation != self._generation:
+            return  # that start was stopped and a new one is under way
         name = self.spec.name
         if failure.check(NotReady):
             log.warn("server {server}: not ready after {t} s; killing it", server=name, t=self.spec.timeout)

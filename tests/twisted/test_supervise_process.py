@@ -168,6 +168,18 @@ def test_proxy_stopping_during_the_port_check_starts_nothing(setup):
     assert failures[0].value.status == 503 and reactor.spawned == [] and server.state == STOPPED
 
 
+def test_stop_during_start_restarts_for_the_waiters_and_ignores_the_old_readiness(setup):
+    reactor, prober, server, signals = setup
+    results, failures = [], []
+    server.ensure_started().addCallbacks(results.append, failures.append)
+    server.stop()  # DELETE, or a reload that removes it, while it starts
+    end(reactor, index=0, sig=signal.SIGTERM)  # the old child's readiness now fails with ProcessGone
+    assert failures == [] and len(reactor.spawned) == 2 and server.state == STARTING
+    prober.calls[1][1].callback("HTTP 200")
+    assert results and results[0] is server.target and server.state == RUNNING
+    assert len(reactor.spawned) == 2
+
+
 def test_clean_exit_after_running_restarts_on_next_request(setup):
     reactor, prober, server, _ = setup
     server.ensure_started()
