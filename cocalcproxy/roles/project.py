@@ -191,7 +191,7 @@ def make_service(options, reactor) -> MultiService:
     if specs:
         log.info("server processes: {names}", names=", ".join(sorted(specs)))
     activity = ActivityFile(options["activity-file"], reactor) if options.get("activity-file") else None
-    named_routes = NamedRoutes(supervisor, reactor, options["rewrite-max-bytes"], activity)
+    named_routes = NamedRoutes(supervisor, reactor, options["rewrite-max-bytes"], activity, config.connect_timeout)
     current = Current(routing)
     router = make_router(current, supervisor, named_routes)
     add_listeners(top, options, reactor, config, router, tracker, pool,

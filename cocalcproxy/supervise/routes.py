@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from twisted.internet import defer, error
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet import defer
+from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.logger import Logger
-from zope.interface import implementer
 
+from ..bridge_targets import tcp_endpoint
+from ..limits import CONNECT_TIMEOUT
 from ..routing.paths import split_target
 from ..routing.types import Forward, Handoff, Named, Reject
+from ..wsbridge import bridge_start
 from . import api
 from .process import StartError, Target
 from .spec import call_with_declared, map_path
@@ -25,19 +27,12 @@ from .spec import call_with_declared, map_path
 log = Logger()
 
 
-def _bridge_start():
-    """The bridge's entry point, if the bridge module exists in this build."""
-    try:
-        from ..wsbridge import bridge_start
-    except ImportError:
-        return None
-    return bridge_start
-
-
 class NamedRoutes:
-    def __init__(self, supervisor, reactor, rewrite_max_bytes: int = 64 << 20, activity=None) -> None:
+    def __init__(self, supervisor, reactor, rewrite_max_bytes: int = 64 << 20, activity=None,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.supervisor = supervisor
         self.reactor = reactor
+        self.connect_timeout = connect_timeout  # for bridged raw sockets (HTTP uses the factory's)
         self.rewrite_max_bytes = rewrite_max_bytes
         self.activity = activity  # the --activity-file hook, for bridged raw sockets
         self._bridges: dict[tuple, tuple] = {}  # (server name, counts) -> (target, bridge start callable)
@@ -111,9 +106,6 @@ class NamedRoutes:
         name = server.spec.name
         if not req.upgrade:
             return Reject(405, f"The server '{name}' is a raw socket server: only WebSocket connections are accepted.")
-        bridge_start = _bridge_start()
-        if bridge_start is None:
-            return Reject(501, f"The server '{name}' needs the WebSocket-to-TCP bridge, which this build does not have.")
         counts = self._counts(server.spec, req)
         activity = self.activity if counts else None
 
@@ -123,7 +115,7 @@ class NamedRoutes:
             key = (name, activity is not None)
             cached = self._bridges.get(key)
             if cached is None or cached[0] != target:
-                start = bridge_start(self.reactor, _endpoint(self.reactor, target), activity=activity)
+                start = bridge_start(self.reactor, self._endpoint(target), activity=activity)
                 cached = self._bridges[key] = (target, start)
             return Handoff(cached[1])
 
@@ -134,33 +126,11 @@ class NamedRoutes:
         d.addCallbacks(handoff, _rejected)
         return d
 
-
-def _endpoint(reactor, target: Target):
-    from twisted.internet.endpoints import UNIXClientEndpoint
-
-    if target.unix_socket:
-        return UNIXClientEndpoint(reactor, target.unix_socket)
-    return LoopbackEndpoint(reactor, target.port)
-
-
-@implementer(IStreamClientEndpoint)
-class LoopbackEndpoint:
-    """``localhost:port`` as the proxy connects: 127.0.0.1, then ::1 when refused."""
-
-    def __init__(self, reactor, port: int) -> None:
-        self.reactor = reactor
-        self.port = port
-
-    def connect(self, factory):
-        from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-
-        d = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port).connect(factory)
-
-        def refused(failure):
-            failure.trap(error.ConnectionRefusedError)
-            return TCP6ClientEndpoint(self.reactor, "::1", self.port).connect(factory)
-
-        return d.addErrback(refused)
+    def _endpoint(self, target: Target):
+        """As HTTP requests connect: a unix socket, or localhost (127.0.0.1, then ::1)."""
+        if target.unix_socket:
+            return UNIXClientEndpoint(self.reactor, target.unix_socket, timeout=self.connect_timeout)
+        return tcp_endpoint(self.reactor, "localhost", target.port, self.connect_timeout)
 
 
 def _rejected(failure):
