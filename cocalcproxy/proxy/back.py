@@ -8,7 +8,6 @@ in the ``BackendPool`` with ``front`` = None.
 
 from __future__ import annotations
 
-import socket
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -126,16 +125,6 @@ class _BackFactory(ClientFactory):
 _LOCALHOST_ADDRS = ("127.0.0.1", "::1")
 
 
-def _is_ip(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-            return True
-        except OSError:
-            pass
-    return False
-
-
 def connect_backend(reactor, host: str, port: int, timeout: float, max_head: int, key=None) -> defer.Deferred:
     """Connect to ``host:port``; fire with a connected ``HttpBack``.
 
@@ -223,6 +212,3 @@ def connect_error_status(failure) -> tuple[int, str]:
         return 502, "The backend host name could not be resolved."
     return 502, "Could not connect to the backend."
 
-
-def is_ip_literal(host: str) -> bool:
-    return _is_ip(host)

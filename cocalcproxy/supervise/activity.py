@@ -20,7 +20,6 @@ class ActivityFile:
         self.clock = clock
         self.interval = interval
         self.last = float("-inf")
-        self.touches = 0
         if not os.path.exists(path):
             with open(path, "a"):
                 pass
@@ -32,12 +31,10 @@ class ActivityFile:
         self.last = now
         try:
             os.utime(self.path)
-            self.touches += 1
         except OSError as e:
             try:
                 with open(self.path, "a"):
                     pass
-                self.touches += 1
             except OSError:
                 log.warn("cannot touch activity file {path}: {e}", path=self.path, e=e)
 

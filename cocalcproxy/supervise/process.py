@@ -189,10 +189,6 @@ class SupervisedServer:
         ended.addBoth(lambda r: (d.callback(None), r)[1])
         return d
 
-    @property
-    def ended(self) -> defer.Deferred | None:
-        return self._ended
-
     # ---------------------------------------------------------------- start
     def _fixed_target(self) -> Target:
         spec = self.spec

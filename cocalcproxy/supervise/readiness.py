@@ -11,6 +11,7 @@ an explicit ``timeout=`` on every attempt, and the body always drained.
 
 from __future__ import annotations
 
+from treq.client import HTTPClient
 from twisted.internet import defer, task
 from twisted.internet import error
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint, connectProtocol
@@ -66,16 +67,13 @@ class Prober:
     """Readiness checks for every server of one supervisor."""
 
     def __init__(self, reactor) -> None:
-        import treq.client
-
         self.reactor = reactor
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.pool._factory = _QuietFactory
-        self._treq_client = treq.client
 
     def _client_for(self, endpoint):
         agent = Agent.usingEndpointFactory(self.reactor, _FixedEndpoint(endpoint), pool=self.pool)
-        return self._treq_client.HTTPClient(agent)
+        return HTTPClient(agent)
 
     async def _http_once(self, host: str, port: int, unix_socket: str | None, path: str, timeout: float) -> str:
         if unix_socket is not None:
