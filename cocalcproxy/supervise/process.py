@@ -64,7 +64,7 @@ class StartError(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a running server listens."""
+    """Where a running server listens (``unix_socket`` an absolute path)."""
 
     port: int | None
     unix_socket: str | None
@@ -198,7 +198,7 @@ class SupervisedServer:
         except SpecError as e:
             log.warn("{msg}", msg=str(e))
             headers = ()
-        return Target(None if sock else spec.port, sock, headers)
+        return Target(None if sock else spec.port, os.path.abspath(sock) if sock else None, headers)
 
     def _start(self) -> None:
         spec = self.spec
@@ -257,7 +257,7 @@ class SupervisedServer:
         spec = self.spec
         env = dict(os.environ)
         env.update(resolved.environment)
-        self.target = Target(None if sock else port, sock, resolved.headers)
+        self.target = Target(None if sock else port, os.path.abspath(sock) if sock else None, resolved.headers)
         self._ended = ended = defer.Deferred()
         ended.addCallback(self._ended_cb)
         argv = [sys.executable, "-c", _SHIM, str(os.getpid()), *resolved.argv]

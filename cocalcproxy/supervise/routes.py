@@ -8,7 +8,6 @@ that fires when its start has succeeded (``Forward``) or failed (``Reject`` 502
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
 from twisted.internet import defer
@@ -17,6 +16,7 @@ from twisted.logger import Logger
 
 from ..bridge_targets import tcp_endpoint
 from ..limits import CONNECT_TIMEOUT
+from ..proxy.rewrite import make_rewriter
 from ..routing.paths import split_target
 from ..routing.types import Forward, Handoff, Named, Reject
 from ..wsbridge import bridge_start
@@ -66,13 +66,11 @@ class NamedRoutes:
         if activity:
             api.touch(server)
         if target.unix_socket:
-            host, port = os.path.abspath(target.unix_socket), 0
+            host, port = target.unix_socket, 0  # an absolute path: a unix-socket Forward
         else:
             host, port = "localhost", target.port
         rewrite = None
         if spec.rewrite_response:
-            from ..proxy.rewrite import make_rewriter
-
             rewrite = make_rewriter(spec, req, host, port, path_target, self.rewrite_max_bytes)
         return Forward(host, port, path_target, context, "named", set_headers=target.headers, activity=activity,
                        rewrite=rewrite)
@@ -82,6 +80,8 @@ class NamedRoutes:
         setting = spec.update_last_activity
         if setting is False:
             return False
+        if setting is True and not spec.exclude_last_activity_patterns:
+            return True  # the default: nothing to look at
         path_b, query_b = split_target(req.target)
         path = path_b.decode("latin-1")
         for pattern in spec.exclude_last_activity_patterns:
