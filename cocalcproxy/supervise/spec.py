@@ -9,6 +9,7 @@ braces, and a callable's result is templated exactly once.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import string
@@ -69,18 +70,26 @@ class ServerSpec:
 def call_with_declared(fn: Callable, available: dict) -> Any:
     """Call ``fn`` with only the arguments it declares (all of them for ``**kw``)."""
     try:
+        names = _declared(fn)
+    except TypeError:  # an unhashable callable: look at it every time
+        names = _declared.__wrapped__(fn)
+    if names is None:
+        return fn(**available)
+    return fn(**{name: available[name] for name in names if name in available})
+
+
+@functools.lru_cache(maxsize=1024)
+def _declared(fn: Callable) -> tuple[str, ...] | None:
+    """The keyword arguments ``fn`` takes (None: any, it has ``**kw``); once per
+    callable, since per-request callables (``mappath``, ``update_last_activity``)
+    would otherwise pay for ``inspect.signature`` on every request."""
+    try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return fn()
+        return ()
     if any(p.kind is p.VAR_KEYWORD for p in params):
-        return fn(**available)
-    kwargs = {}
-    for p in params:
-        if p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL):
-            continue
-        if p.name in available:
-            kwargs[p.name] = available[p.name]
-    return fn(**kwargs)
+        return None
+    return tuple(p.name for p in params if p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL))
 
 
 def template(value: str, values: dict) -> str:

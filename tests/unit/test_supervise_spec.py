@@ -68,6 +68,16 @@ def test_call_with_declared_passes_everything_to_var_keyword():
     assert call_with_declared(lambda a, b=3: (a, b), {"a": 1, "c": 4}) == (1, 3)
 
 
+def test_call_with_declared_takes_unhashable_callables():
+    class Unhashable:
+        __hash__ = None
+
+        def __call__(self, path):
+            return path
+
+    assert call_with_declared(Unhashable(), {"path": "/x", "query": ""}) == "/x"
+
+
 @pytest.mark.parametrize("name", sorted(RESERVED_NAMES) + ["", "a/b", "..", "a%2fb"])
 def test_reserved_and_bad_names(name):
     with pytest.raises(SpecError):
