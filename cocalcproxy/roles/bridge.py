@@ -77,6 +77,7 @@ class BridgeRouting:
         self.reactor = reactor
         self.factory = factory
         self.base = base
+        self.healthz = base + b"healthz"
         self.tokens = tokens
         self.web = web
         self.connect_timeout = connect_timeout
@@ -90,7 +91,7 @@ class BridgeRouting:
             return bad
         if req.upgrade:
             return self._bridge(query)
-        if path == self.base + b"healthz":
+        if path == self.healthz:
             return Local("healthz")
         head_only = req.method == b"HEAD"
         if self.web is None:

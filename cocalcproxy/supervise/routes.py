@@ -71,7 +71,8 @@ class NamedRoutes:
             host, port = "localhost", target.port
         rewrite = None
         if spec.rewrite_response:
-            rewrite = make_rewriter(spec, req, host, port, path_target, self.rewrite_max_bytes)
+            # ``path`` as jupyter-server-proxy passes it: the proxied path, no query
+            rewrite = make_rewriter(spec, req, host, port, split_target(path_target)[0], self.rewrite_max_bytes)
         return Forward(host, port, path_target, context, "named", set_headers=target.headers, activity=activity,
                        rewrite=rewrite)
 

@@ -341,10 +341,10 @@ def test_launcher_page_lists_enabled_servers(env):
 # ----------------------------------------------------------------- rewrite
 def test_rewrite_response(env):
     proxy, _, _ = env
-    answer = get(proxy.port, "/rewrite/page")
+    answer = get(proxy.port, "/rewrite/page?q=1")
     assert answer.status == 200
     assert b'"PID"' in answer.body and b'"pid"' not in answer.body
-    assert answer.header(b"x-rewritten") == b"yes /page"
+    assert answer.header(b"x-rewritten") == b"yes /page"  # the proxied path, without the query
     assert int(answer.header(b"content-length")) == len(answer.body)
 
 
