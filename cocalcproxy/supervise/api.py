@@ -30,6 +30,9 @@ def management_route(rest: bytes, method: bytes, supervisor):
     if rest == b"servers-info":
         return _only_get(method) or Local("servers-info")
     if rest.startswith(b"icon/"):
+        server = supervisor.servers.get(rest[5:].decode("utf-8", "replace"))
+        if server is None or not server.spec.launcher_entry.icon_path:
+            return _only_get(method) or Reject(404, "This server has no icon.")
         return _only_get(method) or Local("icon", rest[5:])
     if rest in (b"api/servers", b"api/servers/"):
         return _only_get(method) or Local("api-servers")
@@ -43,6 +46,9 @@ def management_route(rest: bytes, method: bytes, supervisor):
             d.addCallback(lambda _: Local("deleted"))
             return d
         if method in (b"GET", b"HEAD"):
+            server = supervisor.servers.get(name.decode("utf-8", "replace"))
+            if server is None or not server.spec.supervised or server.state != RUNNING:
+                return Reject(404, "No such running server.")
             return Local("api-server", name)
         return Reject(405, "Use GET or DELETE.")
     return None
@@ -92,21 +98,19 @@ def local_page(route: Local, supervisor, base: str):
         return _json(200, running_servers(supervisor))
     if name == "api-server":
         server = supervisor.servers.get(route.arg.decode("utf-8", "replace"))
-        if server is None or not server.spec.supervised or server.state != RUNNING:
-            return _json(404, {"error": "No such running server."})
+        if server is None or server.state != RUNNING:
+            return None  # it stopped since it was routed: the standard 404
         return _json(200, server_status(server))
     if name == "deleted":
         return 204, b"", b"text/plain"
     if name == "icon":
         server = supervisor.servers.get(route.arg.decode("utf-8", "replace"))
         path = server.spec.launcher_entry.icon_path if server is not None else None
-        if not path:
-            return 404, b"No icon.\n", b"text/plain; charset=utf-8"
         try:
             with open(path, "rb") as f:
                 data = f.read(4 << 20)
-        except OSError:
-            return 404, b"No icon.\n", b"text/plain; charset=utf-8"
+        except (OSError, TypeError):  # gone since it was routed, or its file cannot be read
+            return None  # the standard 404
         ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
         return 200, data, ctype.encode("ascii")
     return None

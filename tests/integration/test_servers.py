@@ -305,6 +305,13 @@ def test_icon(env):
     assert answer.body.startswith(b"<svg")
     assert get(proxy.port, "/server-proxy/icon/toy").status == 404
     assert get(proxy.port, "/server-proxy/icon/nosuch").status == 404
+    # the API's 404s are the proxy's error pages: JSON when asked for, HTML otherwise
+    for path, message in (("/server-proxy/icon/toy", "This server has no icon."),
+                          ("/server-proxy/api/servers/nosuch", "No such running server.")):
+        answer = get(proxy.port, path, {"Accept": "application/json"})
+        assert answer.status == 404
+        assert json.loads(answer.body) == {"status": 404, "error": "Not Found", "message": message}
+        assert get(proxy.port, path).header(b"content-type") == b"text/html; charset=utf-8"
 
 
 def test_running_servers_and_delete(env):
