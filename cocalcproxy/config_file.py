@@ -86,9 +86,6 @@ def load_config(path: str) -> ProxyFileConfig:
     servers = raw.get("servers", {}) or {}
     if not isinstance(servers, dict):
         raise ConfigError(f"--config {path}: servers must be a mapping of name to server options")
-    for name in servers:
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ConfigError(f"--config {path}: server name {name!r} must be a non-empty string without '/'")
     allow = raw.get("host_allowlist")
     if allow is not None and not callable(allow):
         if isinstance(allow, (str, bytes)) or not isinstance(allow, (list, tuple)):
