@@ -94,12 +94,7 @@ def _declared(fn: Callable) -> tuple[str, ...] | None:
 
 def template(value: str, values: dict) -> str:
     """``str.format`` with only ``{port}``, ``{unix_socket}``, ``{base_url}``; ``{{``/``}}`` escape."""
-    return value.format_map(_Strict(values))
-
-
-class _Strict(dict):
-    def __missing__(self, key):
-        raise KeyError(key)
+    return value.format_map(values)  # an unknown field raises KeyError
 
 
 def _check_template(name: str, key: str, value: str) -> None:
