@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cocalcproxy.http1 import END, RequestReader, ResponseReader  # noqa: E402
-from cocalcproxy.routing.forwarding import Peer, request_head_bytes, response_head_bytes  # noqa: E402
+from cocalcproxy.routing.headers import Peer, request_head_bytes, response_head_bytes  # noqa: E402
 from cocalcproxy.routing.project import ProjectRouting, route_project  # noqa: E402
 
 WRK_REQUEST = b"GET /proxy/18080/1k.bin HTTP/1.1\r\nHost: 127.0.0.1:18100\r\n\r\n"

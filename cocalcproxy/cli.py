@@ -1,11 +1,14 @@
 """Command line: ``twistd -n cocalcproxy <role> [options]`` (SPEC §1).
 
 The twistd plugin names this module; ``Options`` and ``makeService`` are what
-twistd calls.  Roles are modules in ``cocalcproxy.roles``; their options are
-subcommands here.
+twistd calls.  Roles come from ``roles.ROLES``; their options are subcommands
+here.  A usage error is one line on stderr naming the option (twistd itself
+would print the whole help first), and exit status 2.
 """
 
 from __future__ import annotations
+
+import sys
 
 from twisted.python import usage
 
@@ -14,7 +17,7 @@ from . import __version__, roles
 
 def _subcommands():
     out = []
-    for name in roles.ROLE_MODULES:
+    for name in roles.ROLES:
         module = roles.load(name)
         out.append([module.NAME, None, module.Options, module.DESCRIPTION])
     return out
@@ -33,6 +36,14 @@ class Options(usage.Options):
         print(f"cocalcproxy {__version__}")
         raise SystemExit(0)
 
+    def parseOptions(self, options=None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            role = self.subCommand or "<role>"
+            sys.stderr.write(f"cocalcproxy {role}: {e} (see: twistd -n cocalcproxy {role} --help)\n")
+            raise SystemExit(2) from None
+
     def postOptions(self) -> None:
         if self.subCommand is None:
             raise usage.UsageError("choose a role: " + ", ".join(name for name, *_ in self.subCommands))
@@ -41,4 +52,4 @@ class Options(usage.Options):
 def makeService(options: Options):
     from twisted.internet import reactor
 
-    return roles.load(options.subCommand).make_service(options.subOptions, reactor)
+    return roles.load(options.subCommand).make_service(options.subOptions.config(), reactor)

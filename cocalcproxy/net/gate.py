@@ -41,6 +41,13 @@ class PauseGate:
             if not self.reasons:
                 self.transport.resumeProducing()
 
+    def reset(self) -> None:
+        """Drop every reason: the transport reads again (a connection going back
+        to the pool, whatever paused it during its last exchange)."""
+        if self.reasons:
+            self.reasons = 0
+            self.transport.resumeProducing()
+
     def pauseProducing(self) -> None:
         self.pause(BACKPRESSURE)
 

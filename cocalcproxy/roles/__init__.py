@@ -1,12 +1,13 @@
-"""One module per role.  Each exposes ``NAME``, ``DESCRIPTION``, ``Options`` (a
-``usage.Options`` subclass) and ``make_service(options, reactor)``; adding a role
-is adding a module here and its name to ``ROLE_MODULES``."""
+"""One package per role.  Each exposes ``NAME``, ``DESCRIPTION``, ``Options`` (a
+``common.RoleOptions`` whose ``config()`` is the role's frozen config) and
+``make_service(config, reactor)``.  ``ROLES`` is the one list of them: adding a
+role is adding its package and its name here (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import importlib
 
-ROLE_MODULES = ("project", "bridge")
+ROLES = ("project", "bridge")
 
 
 def load(name: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from .addresses import parse_port  # noqa: F401 - routes parse URL ports here
 from .types import Reject
 
 
@@ -49,14 +50,4 @@ def check_path(path: bytes) -> Reject | None:
         return Reject(400, "The request target must be an absolute path.")
     if has_dot_segment(path):
         return Reject(400, "Paths with . or .. segments are not allowed.")
-    return None
-
-
-def parse_port(segment: bytes) -> int | None:
-    """A decimal port 1–65535, or None."""
-    if not segment.isdigit() or len(segment) > 5:
-        return None
-    port = int(segment)
-    if 1 <= port <= 65535:
-        return port
     return None

@@ -53,10 +53,12 @@ class Redirect:
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """Answer with an error page."""
+    """Answer with an error page; ``headers`` are extra raw header lines
+    (``b"Allow: GET"`` for a 405)."""
 
     status: int
     message: str
+    headers: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

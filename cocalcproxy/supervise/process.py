@@ -29,13 +29,14 @@ from twisted.internet import defer, error
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
+from .. import limits
 from .readiness import NotReady, ProcessGone, Prober
 from .spec import ServerSpec, SpecError, resolve
 
 log = Logger()
 
 STOPPED, STARTING, RUNNING, STOPPING = "stopped", "starting", "running", "stopping"
-KILL_GRACE = 3.0
+KILL_GRACE = limits.KILL_GRACE
 #: Runs the command in a new session (its own process group).  On Linux it also
 #: asks for SIGTERM when the proxy dies without stopping it (SIGKILL, a crash):
 #: the death signal survives exec, so even then no server outlives the proxy.

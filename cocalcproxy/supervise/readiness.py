@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from treq.client import HTTPClient
 from twisted.internet import defer, task
-from twisted.internet import error
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
-from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.internet.protocol import Factory, Protocol
+from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
+
+from ..net.connect import AddressEndpoint
+from ..routing.addresses import Address
 
 FIRST_DELAY = 0.05
 MAX_DELAY = 1.0
 ATTEMPT_TIMEOUT = 1.0
-
-
-class _QuietFactory(_HTTP11ClientFactory):
-    noisy = False  # no "Starting factory" log lines for every probe
 
 
 class NotReady(Exception):
@@ -39,8 +36,8 @@ class ProcessGone(Exception):
 
 @implementer(IAgentEndpointFactory)
 class _FixedEndpoint:
-    """Every URL goes to one endpoint: a unix socket, or one loopback address
-    (treq cannot take an IPv6 literal in a URL)."""
+    """Every URL goes to one endpoint (the server's address, as ``net.connect``
+    reaches it: treq cannot take an IPv6 literal in a URL)."""
 
     def __init__(self, endpoint) -> None:
         self.endpoint = endpoint
@@ -49,18 +46,22 @@ class _FixedEndpoint:
         return self.endpoint
 
 
-def _addresses(host: str) -> tuple[str, ...]:
-    """``localhost`` is both loopbacks, IPv4 first, as the proxy connects (SPEC §4)."""
-    return ("127.0.0.1", "::1") if host.lower() == "localhost" else (host,)
+def _quiet_pool(reactor) -> HTTPConnectionPool:
+    """A non-persistent pool whose per-probe factory does not log "Starting
+    factory" for every attempt.  The factory is a private name of Twisted's:
+    if it is gone the pool is used as it is (only the log is noisier)."""
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    factory = getattr(HTTPConnectionPool, "_factory", None)
+    if isinstance(factory, type):
+        pool._factory = type("QuietHTTP11ClientFactory", (factory,), {"noisy": False})
+    return pool
 
 
-def _join(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+class _QuietProbeFactory(Factory):
+    """A raw-socket readiness probe: connected is ready."""
 
-
-def _tcp_endpoint(reactor, addr: str, port: int, timeout: float):
-    cls = TCP6ClientEndpoint if ":" in addr else TCP4ClientEndpoint
-    return cls(reactor, addr, port, timeout=timeout)
+    noisy = False
+    protocol = Protocol
 
 
 class Prober:
@@ -68,28 +69,19 @@ class Prober:
 
     def __init__(self, reactor) -> None:
         self.reactor = reactor
-        self.pool = HTTPConnectionPool(reactor, persistent=False)
-        self.pool._factory = _QuietFactory
+        self.pool = _quiet_pool(reactor)
 
-    def _client_for(self, endpoint):
-        agent = Agent.usingEndpointFactory(self.reactor, _FixedEndpoint(endpoint), pool=self.pool)
-        return HTTPClient(agent)
+    @staticmethod
+    def _address(host: str, port: int, unix_socket: str | None) -> Address:
+        return Address.unix(unix_socket) if unix_socket is not None else Address(host, port)
 
     async def _http_once(self, host: str, port: int, unix_socket: str | None, path: str, timeout: float) -> str:
-        if unix_socket is not None:
-            client = self._client_for(UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout))
-            status = await self._get(client, f"http://localhost{path}", timeout)
-            return f"HTTP {status} on {unix_socket}"
-        addresses = _addresses(host)
-        for i, addr in enumerate(addresses):
-            client = self._client_for(_tcp_endpoint(self.reactor, addr, port, timeout))
-            try:
-                status = await self._get(client, f"http://{host}:{port}{path}", timeout)
-                return f"HTTP {status} from {_join(addr, port)}"
-            except error.ConnectionRefusedError:
-                if i + 1 == len(addresses):
-                    raise
-        raise AssertionError("unreachable")
+        endpoint = AddressEndpoint(self.reactor, self._address(host, port, unix_socket), timeout)
+        agent = Agent.usingEndpointFactory(self.reactor, _FixedEndpoint(endpoint), pool=self.pool)
+        url = f"http://localhost{path}" if unix_socket is not None else f"http://{host}:{port}{path}"
+        status = await self._get(HTTPClient(agent), url, timeout)
+        where = f"on {unix_socket}" if unix_socket is not None else f"from {endpoint.connected_to}"
+        return f"HTTP {status} {where}"
 
     async def _get(self, client, url: str, timeout: float) -> int:
         response = await client.get(url, timeout=timeout, allow_redirects=False)
@@ -99,20 +91,10 @@ class Prober:
         return response.code
 
     async def _connect_once(self, host: str, port: int, unix_socket: str | None, timeout: float) -> str:
-        if unix_socket is not None:
-            places = [(unix_socket, UNIXClientEndpoint(self.reactor, unix_socket, timeout=timeout))]
-        else:
-            places = [(_join(a, port), _tcp_endpoint(self.reactor, a, port, timeout)) for a in _addresses(host)]
-        for i, (where, endpoint) in enumerate(places):
-            try:
-                proto = await connectProtocol(endpoint, Protocol())
-            except error.ConnectionRefusedError:
-                if i + 1 == len(places):
-                    raise
-                continue
-            proto.transport.abortConnection()
-            return f"connected to {where}"
-        raise AssertionError("unreachable")
+        endpoint = AddressEndpoint(self.reactor, self._address(host, port, unix_socket), timeout)
+        proto = await endpoint.connect(_QuietProbeFactory())
+        proto.transport.abortConnection()
+        return f"connected to {endpoint.connected_to}"
 
     def accepting(self, *, host: str, port: int, timeout: float = ATTEMPT_TIMEOUT) -> defer.Deferred:
         """Fire with True if something already accepts connections at ``host:port``

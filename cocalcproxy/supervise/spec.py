@@ -9,12 +9,12 @@ braces, and a callable's result is templated exactly once.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+
+from ..routing.callables import call_with_declared
 
 #: Names that would shadow the proxy's own routes (SPEC §4).
 RESERVED_NAMES = frozenset({"server", "port", "proxy", "server-proxy", "healthz", "metrics"})
@@ -65,31 +65,6 @@ class ServerSpec:
     def supervised(self) -> bool:
         """False for a server with no command: it is proxied to as already running."""
         return bool(self.command)
-
-
-def call_with_declared(fn: Callable, available: dict) -> Any:
-    """Call ``fn`` with only the arguments it declares (all of them for ``**kw``)."""
-    try:
-        names = _declared(fn)
-    except TypeError:  # an unhashable callable: look at it every time
-        names = _declared.__wrapped__(fn)
-    if names is None:
-        return fn(**available)
-    return fn(**{name: available[name] for name in names if name in available})
-
-
-@functools.lru_cache(maxsize=1024)
-def _declared(fn: Callable) -> tuple[str, ...] | None:
-    """The keyword arguments ``fn`` takes (None: any, it has ``**kw``); once per
-    callable, since per-request callables (``mappath``, ``update_last_activity``)
-    would otherwise pay for ``inspect.signature`` on every request."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return ()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return tuple(p.name for p in params if p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL))
 
 
 def template(value: str, values: dict) -> str:

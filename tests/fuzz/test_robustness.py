@@ -18,7 +18,7 @@ from cocalcproxy.http1 import (
     parse_response_head,
 )
 from cocalcproxy.routing.allowlist import HostAllowlist
-from cocalcproxy.routing.forwarding import Peer, request_head_bytes, response_head_bytes
+from cocalcproxy.routing.headers import Peer, request_head_bytes, response_head_bytes
 from cocalcproxy.routing.project import ProjectRouting, route_project
 from cocalcproxy.routing.types import Forward, Local, Named, Redirect, Reject
 from tests.unit.h1help import drain

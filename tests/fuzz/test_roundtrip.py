@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cocalcproxy.http1 import parse_request_head, parse_response_head
-from cocalcproxy.routing.forwarding import Peer, request_head_bytes, response_head_bytes
+from cocalcproxy.routing.headers import Peer, request_head_bytes, response_head_bytes
 
 from .strategies import FUZZ, Message, header_values, requests, responses, targets
 

@@ -15,7 +15,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from cocalcproxy.routing.allowlist import HostAllowlist
-from cocalcproxy.routing.forwarding import rewrite_location
+from cocalcproxy.routing.headers import rewrite_location
 from cocalcproxy.routing.paths import split_target
 from cocalcproxy.routing.project import ProjectRouting, route_project
 from cocalcproxy.routing.types import Forward, Named, Redirect, Reject

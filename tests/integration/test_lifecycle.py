@@ -43,14 +43,19 @@ def test_no_role_is_a_usage_error():
         (["--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy: not an IP address or CIDR network"),
         (["--project-id", "not-a-uuid"], "--project-id: not a UUID"),
         (["--config", "/nonexistent/config.py"], "--config: no such file: /nonexistent/config.py"),
+        (["--kill-grace", "abc"], "--kill-grace: not a number: 'abc'"),
+        (["--listen", "tcp6:8080:interface=::1"], "colons escaped, e.g. tcp6:8080:interface=\\:\\:1"),
+        (["--listen", "tcp:http"], "--listen 'tcp:http': the port must be a number"),
+        (["--target-host", "a@b"], "--target-host: not a host name or IP address: 'a@b'"),
     ],
 )
 def test_bad_options_are_clear_startup_errors(args, message):
+    """One line on stderr that names the option (twistd would print its whole help first)."""
     r = run_twistd(["project", *args])
-    assert r.returncode != 0
-    output = r.stdout + r.stderr
-    assert message in output
-    assert "Traceback" not in output
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert r.stderr.count("\n") == 1 and r.stdout == ""
+    assert "Traceback" not in r.stderr
 
 
 def test_config_file_error_names_file_and_key(tmp_path):

@@ -17,7 +17,8 @@ from twisted.python.failure import Failure
 from cocalcproxy.net.gate import BACKPRESSURE, CONNECTING, PIPELINE
 from cocalcproxy.net.pool import BackendPool
 from cocalcproxy.proxy.back import HttpBack
-from cocalcproxy.proxy.factory import ConnectionTracker, ProxyConfig, ProxyFactory
+from cocalcproxy.proxy.factory import ProxyConfig, ProxyFactory
+from cocalcproxy.proxy.tracker import ConnectionTracker
 from cocalcproxy.routing.project import ProjectRouting, route_project
 
 
@@ -215,14 +216,38 @@ def test_idle_keepalive_connection_closes_silently():
 
 
 def test_response_before_request_body_ends_closes_both():
+    """The client is still sending its body: it gets FIN after the answer and what
+    it still sends is dropped (a lingering close), then the connection closes."""
     h = Harness()
     front, ct = h.client()
     front.dataReceived(b"POST /proxy/9000/up HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
     back, bt = h.complete_connect()
     back.dataReceived(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n")
     assert b"Connection: close" in ct.value()
-    assert ct.disconnecting and bt.disconnecting
-    assert len(h.pool) == 0
+    assert bt.disconnecting and len(h.pool) == 0
+    assert ct.write_closed and not ct.disconnecting  # lingering: reading on, answer out
+    answered = ct.value()
+    front.dataReceived(b"more body the backend will never see")
+    assert ct.value() == answered and bt.value().count(b"more body") == 0
+    front.readConnectionLost()  # the client is done: nothing unread, close now
+    assert ct.disconnecting
+
+
+def test_lingering_close_ends_at_the_linger_timeout():
+    from cocalcproxy import limits
+
+    h = Harness()
+    front, ct = h.client()
+    front.dataReceived(b"POST /nowhere HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\nabc")
+    assert ct.value().startswith(b"HTTP/1.1 404 ") and ct.write_closed and not ct.disconnecting
+    for _ in range(3):  # a client that keeps sending keeps the connection up to LINGER_TIME
+        h.clock.advance(limits.LINGER_TIMEOUT - 1)
+        front.dataReceived(b"x" * 1000)
+        h.tracker.sweep()
+        assert not ct.disconnecting
+    h.clock.advance(limits.LINGER_TIMEOUT + 0.1)
+    h.tracker.sweep()
+    assert ct.disconnecting
 
 
 def test_stale_pooled_connection_is_retried_once():
@@ -323,7 +348,7 @@ def test_upgrade_switches_to_tunnel_with_half_close():
     assert bt.write_closed and not bt.disconnecting
     back.dataReceived(b"bye")
     assert ct.value().endswith(b"bye")
-    back.readConnectionLost()  # both directions done → close both
+    back.readConnectionLost()  # both directions done: neither can send more, close both
     assert ct.disconnecting and bt.disconnecting
 
 

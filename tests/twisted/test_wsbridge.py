@@ -3,9 +3,8 @@
 Client frames are built by hand (masked, as a browser sends them) and the
 server's frames parsed back from the client transport, so every byte the bridge
 writes is checked: handshake and subprotocol choice, what reaches the target
-and when, producer wiring, close codes and timers.  The last part covers the
-bridge role's pieces that need no reactor: target strings, token files,
-``--web`` lookups and the role's router.
+and when, producer wiring, close codes, the lingering close and timers.  The
+bridge role's pure parts are in ``tests/unit/test_bridge_role.py``.
 """
 
 from __future__ import annotations
@@ -17,19 +16,15 @@ import struct
 import pytest
 from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.python import usage
 from twisted.python.failure import Failure
 
-from cocalcproxy.bridge_targets import FastTCPClientEndpoint, FirstRefusedNext, TargetError, parse_target
-from cocalcproxy.bridge_tokens import Target, TokenTable, parse_token_lines
-from cocalcproxy.http1.head import parse_request_head
+from cocalcproxy import limits
 from cocalcproxy.net.gate import CONNECTING
-from cocalcproxy.proxy.factory import ConnectionTracker, ProxyConfig, ProxyFactory
-from cocalcproxy.routing.types import Handoff, Local, Redirect, Reject
-from cocalcproxy.static_files import FileFound, NeedsSlash, WebRoot, read_small
-from cocalcproxy.wsbridge import BridgeFactory, BridgeProtocol, bridge_start
+from cocalcproxy.proxy.factory import ProxyConfig, ProxyFactory
+from cocalcproxy.proxy.tracker import ConnectionTracker
+from cocalcproxy.routing.types import Handoff
+from cocalcproxy.wsbridge import BridgeFactory, BridgeProtocol
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -183,7 +178,8 @@ def test_client_offering_no_subprotocol_is_accepted_and_target_connected_on_open
     assert b.ct.producerState == "paused" and b.proto.client_gate.reasons == CONNECTING
     target, tt = b.connect()
     assert b.ct.producerState == "producing"
-    assert b.ct.producer is b.proto.target_gate and b.proto.target_gate.transport is tt
+    target_gate = b.proto.relay.b.gate
+    assert b.ct.producer is target_gate and target_gate.transport is tt
     assert tt.producer is b.proto.client_gate and b.proto.client_gate.transport is b.ct
 
 
@@ -210,11 +206,11 @@ def test_compression_offer_is_declined():
     assert proto.autoFragmentSize == 65536
 
 
-def test_bridge_start_builds_a_handoff_start_callable():
+def test_starter_builds_a_handoff_start_callable():
     clock = MemoryReactorClock()
     endpoint = FakeEndpoint()
     seen = []
-    start = bridge_start(clock, endpoint, max_message=1 << 20, activity=lambda: seen.append(1))
+    start = BridgeFactory(clock, max_message=1 << 20).starter(endpoint, activity=lambda: seen.append(1))
     ct = client_transport()
     proto = start(ct, upgrade_head(protocols=b"binary"))
     assert isinstance(proto, BridgeProtocol)
@@ -359,8 +355,19 @@ def test_target_eof_closes_1000_after_the_data_and_the_close_reply_ends_both():
     b.send(close_frame(1000))
     assert b.ct.disconnecting and b.ct.producer is None
     b.proto.connectionLost(Failure(error.ConnectionDone()))
-    assert tt.disconnecting and tt.producer is None
+    assert tt.disconnecting and tt.producer is None  # it sent EOF: nothing more can come, close now
+    target.connectionLost(Failure(error.ConnectionDone()))
     assert b.clock.getDelayedCalls() == []
+
+
+def test_client_frames_after_our_close_still_reach_the_target():
+    """Target EOF → close frame; what the client sent before it saw our close goes on."""
+    b = Bridge()
+    target, tt = b.connect()
+    target.readConnectionLost()
+    b.frames()
+    b.send(frame(2, b"in flight"))
+    assert tt.value() == b"in flight"
 
 
 def test_target_connection_lost_while_client_paused_still_reads_the_close_reply():
@@ -385,17 +392,45 @@ def test_connect_failure_closes_1011():
     assert b.ct.disconnecting
 
 
-def test_client_close_flushes_pending_bytes_then_shuts_the_target():
+def test_client_close_flushes_pending_bytes_then_half_closes_and_drains_the_target():
+    """The fix for the lost-bytes report: the target gets a FIN after every byte,
+    its echo is read and dropped until it closes — never a close with unread
+    input (the kernel would answer RST and the target lose what it had not read)."""
     b = Bridge()
-    _, tt = b.connect()
+    target, tt = b.connect()
+    tt.producer.pauseProducing()  # the target is slow: its socket buffer is full...
+    b.ct.producer.pauseProducing()  # ...and the client stopped reading our echo
+    assert tt.producerState == "paused"
     b.send(frame(2, b"goodbye") + close_frame(1000))
     assert tt.value() == b"goodbye"
     (_, op, payload), = b.frames()
     assert op == 8 and close_code(payload)[0] == 1000  # the closing handshake reply
     assert b.ct.disconnecting
     b.proto.connectionLost(Failure(error.ConnectionDone()))
-    assert tt.disconnecting and tt.producer is None
+    assert tt.write_closed and not tt.disconnecting and tt.producer is None
+    assert tt.producerState == "producing"  # we read (and drop) what it still sends
+    target.dataReceived(b"echo nobody reads")
+    assert b.ct.value() == b""
+    target.readConnectionLost()  # its EOF: nothing unread on our side, close
+    assert tt.disconnecting
+    target.connectionLost(Failure(error.ConnectionDone()))
     assert b.clock.getDelayedCalls() == []
+
+
+def test_a_target_that_never_closes_is_closed_after_the_linger_timeout():
+    b = Bridge()
+    target, tt = b.connect()
+    b.send(close_frame(1000))
+    b.proto.connectionLost(Failure(error.ConnectionDone()))
+    assert tt.write_closed and not tt.disconnecting
+    b.clock.advance(limits.RELAY_FLUSH_TIMEOUT - 1)  # our FIN is not out yet: the flush bound applies
+    target.writeConnectionLost()  # now it is: the (shorter) linger applies from here
+    b.clock.advance(limits.RELAY_LINGER - 1)
+    target.dataReceived(b"still talking")  # each byte from it restarts the wait
+    b.clock.advance(limits.RELAY_LINGER - 1)
+    assert not tt.disconnecting
+    b.clock.advance(2)
+    assert tt.disconnecting and not tt.aborted
 
 
 def test_client_gone_while_connecting_with_data_delivers_it_then_closes():
@@ -403,8 +438,9 @@ def test_client_gone_while_connecting_with_data_delivers_it_then_closes():
     b.send(frame(2, b"fire and forget"))
     b.proto.connectionLost(Failure(error.ConnectionLost()))
     target, tt = b.connect()
-    assert tt.value() == b"fire and forget" and tt.disconnecting
-    assert target.bridge is None
+    assert tt.value() == b"fire and forget" and tt.write_closed
+    target.readConnectionLost()
+    assert tt.disconnecting
 
 
 def test_client_gone_while_connecting_without_data_cancels_the_connect():
@@ -427,7 +463,9 @@ def test_close_handshake_timeout_runs_on_our_clock():
     target, _ = b.connect()
     target.readConnectionLost()
     assert [c for c in b.clock.getDelayedCalls() if c.active()]
-    b.clock.advance(5)
+    b.clock.advance(limits.RELAY_LINGER - 1)
+    assert not b.ct.aborted  # a slow client may still be reading what came before our close
+    b.clock.advance(1)
     assert b.ct.aborted
 
 
@@ -454,7 +492,7 @@ def test_failed_handshake_is_answered_by_autobahn_and_connects_nothing():
 def test_handoff_from_the_http_front_fed_one_byte_at_a_time():
     clock = MemoryReactorClock()
     endpoint = FakeEndpoint()
-    start = bridge_start(clock, endpoint)
+    start = BridgeFactory(clock).starter(endpoint)
     config = ProxyConfig()
     tracker = ConnectionTracker(clock, config.max_connections)
     factory = ProxyFactory(clock, config, lambda req: Handoff(start), tracker, None)
@@ -476,253 +514,7 @@ def test_handoff_from_the_http_front_fed_one_byte_at_a_time():
     front.readConnectionLost()  # client FIN: reaches the bridge through the front
     assert ct.disconnecting
     front.connectionLost(Failure(error.ConnectionDone()))
-    assert tt.disconnecting and not tracker.connections
-    assert clock.getDelayedCalls() == []
-
-
-# ------------------------------------------------------------ target strings
-
-
-@pytest.mark.parametrize(
-    "text, kind, where",
-    [
-        ("tcp:127.0.0.1:5900", FastTCPClientEndpoint, ("127.0.0.1", 5900)),
-        ("tcp:[::1]:5901", FastTCPClientEndpoint, ("::1", 5901)),
-        ("tcp:::1:5902", FastTCPClientEndpoint, ("::1", 5902)),
-        ("tcp:\\:\\:1:5903", FastTCPClientEndpoint, ("::1", 5903)),
-        ("tcp:host=127.0.0.1:port=5904", FastTCPClientEndpoint, ("127.0.0.1", 5904)),
-        ("tcp:localhost:5905", FirstRefusedNext, None),
-        ("tcp:vnc.example.org:5906", HostnameEndpoint, None),
-        ("unix:/run/vnc.sock", UNIXClientEndpoint, None),
-        ("unix:path=/run/vnc.sock", UNIXClientEndpoint, None),
-    ],
-)
-def test_target_strings(text, kind, where):
-    ep = parse_target(MemoryReactorClock(), text, 3.0)
-    assert type(ep) is kind
-    if where is not None:
-        assert (ep.host, ep.port, ep.timeout) == (*where, 3.0)
-    if kind is FirstRefusedNext:
-        assert [(e.host, e.port) for e in ep.endpoints] == [("127.0.0.1", 5905), ("::1", 5905)]
-    if kind is UNIXClientEndpoint:
-        assert ep._path == "/run/vnc.sock"
-
-
-@pytest.mark.parametrize("text", ["nope", "tcp:", "tcp:host", "tcp:127.0.0.1:http", "tcp:127.0.0.1:70000",
-                                  "tcp:a b:1", "unix:", "tcp:host=x", "bogus:thing"])
-def test_bad_target_strings(text):
-    with pytest.raises(TargetError):
-        parse_target(MemoryReactorClock(), text, 3.0)
-
-
-def test_first_refused_next_tries_the_next_endpoint_only_when_refused():
-    class Ep:
-        def __init__(self, outcome):
-            self.outcome = outcome
-            self.tried = 0
-
-        def connect(self, factory):
-            self.tried += 1
-            return defer.fail(self.outcome()) if isinstance(self.outcome, type) else defer.succeed(self.outcome)
-
-    refused, ok = Ep(error.ConnectionRefusedError), Ep("proto")
-    assert FirstRefusedNext([refused, ok]).connect(None).result == "proto"
-    timeout, never = Ep(error.TimeoutError), Ep("proto")
-    failures = []
-    FirstRefusedNext([timeout, never]).connect(None).addErrback(failures.append)
-    assert failures[0].check(error.TimeoutError) and never.tried == 0
-
-
-# -------------------------------------------------------------- token files
-
-
-def test_token_lines():
-    table = parse_token_lines(
-        "# comment\n\nvnc1: 127.0.0.1:5901\n  vnc2 :  [::1]:5902  \nsock: unix_socket:/tmp/x.sock\n"
-        "bad line\nbadport: host:99999\nv6: ::1:5903\n"
-    )
-    assert table == {
-        "vnc1": Target("127.0.0.1", 5901),
-        "vnc2": Target("::1", 5902),
-        "sock": Target(path="/tmp/x.sock"),
-        "v6": Target("::1", 5903),
-    }
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_token_file_is_reread_when_changed_at_most_once_a_second(tmp_path):
-    path = tmp_path / "tokens"
-    path.write_text("a: 127.0.0.1:1000\n")
-    clock = Clock()
-    table = TokenTable(str(path), now=clock)
-    assert table.lookup("a") == Target("127.0.0.1", 1000)
-    path.write_text("a: 127.0.0.1:2000\nb: unix_socket:/s\n")
-    clock.now += 0.5
-    assert table.lookup("a") == Target("127.0.0.1", 1000)  # not checked yet
-    clock.now += 0.6
-    assert table.lookup("a") == Target("127.0.0.1", 2000)
-    assert table.lookup("b") == Target(path="/s")
-    path.unlink()
-    clock.now += 2
-    assert table.lookup("b") == Target(path="/s")  # unreadable: the last good table stays
-
-
-def test_token_directory_reads_every_file_and_sees_new_ones(tmp_path):
-    (tmp_path / "one").write_text("a: 127.0.0.1:1\n")
-    (tmp_path / ".hidden").write_text("h: 127.0.0.1:9\n")
-    clock = Clock()
-    table = TokenTable(str(tmp_path), now=clock)
-    assert table.lookup("a") == Target("127.0.0.1", 1) and table.lookup("h") is None
-    (tmp_path / "two").write_text("b: 127.0.0.1:2\n")
-    clock.now += 1
-    assert table.lookup("b") == Target("127.0.0.1", 2)
-    (tmp_path / "one").unlink()
-    clock.now += 1
-    assert table.lookup("a") is None
-
-
-# ------------------------------------------------------------------ --web
-
-
-def test_web_root_lookups(tmp_path):
-    (tmp_path / "index.html").write_text("<h1>hi</h1>")
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "ui.js").write_text("x=1")
-    (tmp_path / "app" / "a b.css").write_text("b{}")
-    (tmp_path / ".secret").write_text("no")
-    (tmp_path / "noindex").mkdir()
-    web = WebRoot(str(tmp_path))
-    found = web.resolve(b"")
-    assert type(found) is FileFound and found.path.endswith("index.html") and found.ctype == b"text/html; charset=utf-8"
-    assert web.resolve(b"app/ui.js").ctype == b"text/javascript; charset=utf-8"
-    assert web.resolve(b"app/a%20b.css").ctype == b"text/css; charset=utf-8"
-    assert type(web.resolve(b"app")) is NeedsSlash
-    assert web.resolve(b"app/") is None  # no index.html there, no listing
-    assert web.resolve(b"noindex/") is None
-    assert web.resolve(b"missing.js") is None
-    assert web.resolve(b".secret") is None
-    assert web.resolve(b"app/%00x") is None
-    assert web.resolve(b"%ff") is None
-    assert read_small(found.path) == (200, b"<h1>hi</h1>", b"text/html; charset=utf-8")
-
-
-# -------------------------------------------------------------- role router
-
-
-def _req(raw: bytes):
-    assert raw.endswith(b"\r\n\r\n")
-    return parse_request_head(raw[:-2])
-
-
-def _routing(tmp_path=None, tokens=None, base=b"/"):
-    from cocalcproxy.roles.bridge import BridgeRouting
-
-    clock = MemoryReactorClock()
-    return BridgeRouting(clock, BridgeFactory(clock), base, endpoint=None if tokens else FakeEndpoint(),
-                         tokens=tokens, web=WebRoot(str(tmp_path)) if tmp_path else None)
-
-
-def test_router_without_web(tmp_path):
-    r = _routing()
-    assert type(r.route(_req(upgrade_head(b"/any/path?x")))) is Handoff
-    assert r.route(_req(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")) == Local("healthz")
-    route = r.route(_req(b"GET /vnc.html HTTP/1.1\r\nHost: h\r\n\r\n"))
-    assert type(route) is Handoff and route.route == "local"
-    ct = client_transport()
-    route.start(ct, b"")
-    assert ct.value().startswith(b"HTTP/1.1 405 ")
-    assert b"\r\nAllow: GET\r\n" in ct.value() and ct.disconnecting
-    assert type(r.route(_req(upgrade_head(b"/a/../b")))) is Reject
-
-
-def test_router_with_web(tmp_path):
-    (tmp_path / "vnc.html").write_text("novnc")
-    (tmp_path / "core").mkdir()
-    (tmp_path / "big.bin").write_bytes(b"\0" * (1024 * 1024 + 1))
-    r = _routing(tmp_path, base=b"/desk/")
-    route = r.route(_req(b"GET /desk/vnc.html HTTP/1.1\r\nHost: h\r\n\r\n"))
-    assert type(route) is Local and r.local_page(route, None) == (200, b"novnc", b"text/html; charset=utf-8")
-    assert r.route(_req(b"GET /desk/core?x=1 HTTP/1.1\r\nHost: h\r\n\r\n")) == Redirect(b"/desk/core/?x=1")
-    assert r.route(_req(b"GET /desk/nope HTTP/1.1\r\nHost: h\r\n\r\n")).status == 404
-    assert r.route(_req(b"GET /vnc.html HTTP/1.1\r\nHost: h\r\n\r\n")).status == 404  # outside the base
-    assert r.route(_req(b"GET /desk/healthz HTTP/1.1\r\nHost: h\r\n\r\n")) == Local("healthz")
-    post = r.route(_req(b"POST /desk/vnc.html HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"))
-    ct = client_transport()
-    post.start(ct, b"")
-    assert ct.value().startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD\r\n" in ct.value()
-    big = r.route(_req(b"HEAD /desk/big.bin HTTP/1.1\r\nHost: h\r\n\r\n"))
-    ct = client_transport()
-    big.start(ct, b"")
-    assert ct.value().startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 1048577\r\n" in ct.value()
-    assert ct.value().endswith(b"\r\n\r\n") and ct.disconnecting
-
-
-def test_an_empty_segment_after_the_base_is_404_never_a_redirect_off_site(tmp_path):
-    (tmp_path / "evil.com").mkdir()
-    r = _routing(tmp_path)
-    assert r.route(_req(b"GET /evil.com HTTP/1.1\r\nHost: h\r\n\r\n")) == Redirect(b"/evil.com/")
-    assert r.route(_req(b"GET //evil.com HTTP/1.1\r\nHost: h\r\n\r\n")).status == 404  # not Location: //evil.com/
-    assert r.route(_req(b"GET //evil.com/ HTTP/1.1\r\nHost: h\r\n\r\n")).status == 404
-
-
-def test_a_large_file_that_grows_while_streamed_is_cut_at_its_content_length(tmp_path):
-    path = tmp_path / "big.bin"
-    path.write_bytes(b"a" * (2 * 1024 * 1024))
-    r = _routing(tmp_path)
-    route = r.route(_req(b"GET /big.bin HTTP/1.1\r\nHost: h\r\n\r\n"))
-    ct = client_transport()
-    route.start(ct, b"")
-    with open(path, "ab") as f:
-        f.write(b"b" * 500_000)  # appended after the head (Content-Length) was sent
-    for _ in range(10):
-        r.reactor.advance(0)
-    head, _, body = ct.value().partition(b"\r\n\r\n")
-    assert b"Content-Length: 2097152" in head
-    assert body == b"a" * (2 * 1024 * 1024) and ct.disconnecting
-
-
-def test_router_with_tokens(tmp_path):
-    path = tmp_path / "tokens"
-    path.write_text("vnc: 127.0.0.1:5901\nsock: unix_socket:/tmp/s\n")
-    r = _routing(tokens=TokenTable(str(path)))
-    assert r.route(_req(upgrade_head(b"/"))).status == 404
-    assert r.route(_req(upgrade_head(b"/?token=other"))).status == 404
-    route = r.route(_req(upgrade_head(b"/websockify?token=vnc")))
-    assert type(route) is Handoff
-    assert r._endpoint(Target("127.0.0.1", 5901)) is r._endpoint(Target("127.0.0.1", 5901))
-    assert type(r._endpoint(Target(path="/tmp/s"))) is UNIXClientEndpoint
-
-
-# ------------------------------------------------------------------ options
-
-
-def _options(*args):
-    from cocalcproxy.roles.bridge import Options
-
-    o = Options()
-    o.parseOptions(list(args))
-    return o
-
-
-def test_options(tmp_path):
-    o = _options("--target", "tcp:[::1]:5900")
-    assert o["listen"] == ["tcp:6080"] and o["trusted-proxy"] == []
-    assert type(o["target-endpoint"]) is FastTCPClientEndpoint and o["target-endpoint"].host == "::1"
-    (tmp_path / "t").write_text("a: 127.0.0.1:1\n")
-    assert _options("--token-file", str(tmp_path / "t"))["token-table"].lookup("a") == Target("127.0.0.1", 1)
-    for args, message in [
-        ((), "exactly one of --target and --token-file"),
-        (("--target", "tcp:a:1", "--token-file", str(tmp_path / "t")), "exactly one"),
-        (("--target", "tcp:127.0.0.1:x"), "--target"),
-        (("--token-file", str(tmp_path / "missing")), "--token-file"),
-        (("--target", "tcp:127.0.0.1:1", "--web", str(tmp_path / "missing")), "--web"),
-    ]:
-        with pytest.raises(usage.UsageError, match=message):
-            _options(*args)
+    assert tt.write_closed and not tracker.connections
+    target.readConnectionLost()
+    target.connectionLost(Failure(error.ConnectionDone()))
+    assert tt.disconnecting and clock.getDelayedCalls() == []

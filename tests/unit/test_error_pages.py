@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cocalcproxy.http1 import parse_response_head
-from cocalcproxy.proxy.errors import error_response, redirect_response, wants_json
+from cocalcproxy.proxy.pages import error_response, redirect_response, wants_json
 
 
 def split(resp: bytes):

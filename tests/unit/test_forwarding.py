@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cocalcproxy.http1 import parse_request_head, parse_response_head
-from cocalcproxy.routing.forwarding import Peer, request_head_bytes, response_head_bytes, rewrite_location
+from cocalcproxy.routing.headers import Peer, request_head_bytes, response_head_bytes, rewrite_location
 
 UNTRUSTED = Peer(b"203.0.113.7", False, b"https", b"443")
 TRUSTED = Peer(b"127.0.0.1", True, b"http", b"8080")

@@ -7,15 +7,10 @@ import re
 
 import pytest
 
-from cocalcproxy.routing.forwarding import override_headers
-from cocalcproxy.supervise.spec import (
-    RESERVED_NAMES,
-    SpecError,
-    call_with_declared,
-    map_path,
-    parse_server,
-    resolve,
-)
+from cocalcproxy.http1.head import parse_request_head
+from cocalcproxy.routing.callables import call_with_declared
+from cocalcproxy.routing.headers import Peer, request_head_bytes
+from cocalcproxy.supervise.spec import RESERVED_NAMES, SpecError, map_path, parse_server, resolve
 
 
 def spec(**options):
@@ -151,6 +146,8 @@ def test_callable_failure_is_a_spec_error():
 
 
 def test_override_headers_replaces_same_named_and_keeps_framing():
-    head = b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: a\r\nuser-agent: b\r\nContent-Length: 3\r\n\r\n"
-    out = override_headers(head, ((b"User-Agent", b"z"), (b"X-New", b"1"), (b"Content-Length", b"99")))
-    assert out == b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nUser-Agent: z\r\nX-New: 1\r\n\r\n"
+    req = parse_request_head(b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: a\r\nuser-agent: b\r\nContent-Length: 3\r\n")
+    overrides = ((b"User-Agent", b"z"), (b"X-New", b"1"), (b"Content-Length", b"99"), (b"X-Forwarded-Proto", b"https"))
+    out = request_head_bytes(req, b"/", Peer(b"", True), None, overrides)
+    assert out == (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Forwarded-Host: h\r\n"
+                   b"User-Agent: z\r\nX-New: 1\r\nX-Forwarded-Proto: https\r\n\r\n")

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 from twisted.logger import Logger
 
-from .spec import ServerSpec, SpecError, parse_server
+from ...supervise.spec import ServerSpec, SpecError, parse_server
 
 log = Logger()
 

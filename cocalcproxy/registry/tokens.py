@@ -7,17 +7,18 @@ Tables are re-read when a file changes: the files' mtimes, sizes and inodes
 (and a directory's listing) are compared at most once a second, on lookup, so a
 change is seen within about a second and an idle bridge does no I/O at all.
 
-Pure Python; ``TokenTable.lookup`` returns a ``Target`` value, which the bridge
-turns into an endpoint.
+``TokenTable.lookup`` returns an ``Address`` (``routing.addresses``), which the
+bridge connects to.  The clock is injected (``now``), so tests drive the re-read.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 from twisted.logger import Logger
+
+from ..routing.addresses import Address, AddressError, parse_token_target
 
 log = Logger()
 
@@ -29,36 +30,9 @@ class TokenFileError(Exception):
     """The token file or directory cannot be read at all."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A TCP ``host``/``port`` or a unix socket ``path`` (then ``host`` is None)."""
-
-    host: str | None = None
-    port: int = 0
-    path: str | None = None
-
-
-def parse_target_text(text: str) -> Target:
-    """``host:port``, ``[v6]:port``, ``v6:port`` or ``unix_socket:/path``; ValueError if not."""
-    text = text.strip()
-    if text.startswith("unix_socket:"):
-        path = text[len("unix_socket:"):].strip()
-        if not path:
-            raise ValueError("empty unix_socket path")
-        return Target(path=path)
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host or any(ch in host for ch in "/@ \t[]"):
-        raise ValueError(f"bad host in {text!r}")
-    return Target(host=host, port=int(port))
-
-
-def parse_token_lines(text: str, source: str = "") -> dict[str, Target]:
+def parse_token_lines(text: str, source: str = "") -> dict[str, Address]:
     """Token → target for one file's text; bad lines are logged and skipped."""
-    table: dict[str, Target] = {}
+    table: dict[str, Address] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -67,9 +41,9 @@ def parse_token_lines(text: str, source: str = "") -> dict[str, Target]:
         token = token.strip()
         try:
             if not sep or not token:
-                raise ValueError("expected 'token: host:port'")
-            table[token] = parse_target_text(rest)
-        except ValueError as e:
+                raise AddressError("expected 'token: host:port'")
+            table[token] = parse_token_target(rest)
+        except (AddressError, ValueError) as e:
             log.warn("{source}:{number}: ignored: {error}", source=source, number=number, error=e)
     return table
 
@@ -81,13 +55,13 @@ class TokenTable:
         self.path = path
         self.now = now
         self.interval = interval
-        self.table: dict[str, Target] = {}
+        self.table: dict[str, Address] = {}
         self._signature = None
         self._checked = now()
         self._signature = self._stat()  # raises TokenFileError if unreadable
         self.table = self._read()
 
-    def lookup(self, token: str) -> Target | None:
+    def lookup(self, token: str) -> Address | None:
         now = self.now()
         if now - self._checked >= self.interval:
             self._checked = now
@@ -128,8 +102,8 @@ class TokenTable:
             out.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(out)
 
-    def _read(self) -> dict[str, Target]:
-        table: dict[str, Target] = {}
+    def _read(self) -> dict[str, Address]:
+        table: dict[str, Address] = {}
         for name in self._files():
             try:
                 with open(name, encoding="utf-8", errors="replace") as f:

@@ -1,8 +1,9 @@
 """Header policy for forwarded requests and relayed responses (SPEC §3).
 
-Pure functions from a parsed head to the bytes of the head to send on.  Every
-header we keep is copied as its raw line (repeated headers stay repeated, in
-order); only the request-target and the headers named here change.
+Pure functions from a parsed head to the head to send on.  Every header we
+keep is copied as its raw line (repeated headers stay repeated, in order); only
+the request-target and the headers named here change.  The lines are framed
+into bytes by ``http1.serialize``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..http1.head import RequestHead, ResponseHead
+from ..http1.serialize import head_bytes, request_line
 
 #: SPEC §3 hop-by-hop headers (Transfer-Encoding is kept: we forward chunked
 #: bodies as they are, and drop it only when re-framing).
@@ -44,12 +46,17 @@ def _dropped_names(tokens: list[bytes]) -> frozenset[bytes] | None:
     return frozenset(extra) if extra else None
 
 
-def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path: bytes | None) -> bytes:
-    """The head to send to the backend for ``req``, with request-target ``target``."""
+def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path: bytes | None,
+                       set_headers: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+    """The head to send to the backend for ``req``, with request-target ``target``.
+
+    ``set_headers`` (a server's ``request_headers_override``) replace any
+    same-named header, ours included; framing and connection headers are never
+    overridden."""
     extra_drop = _dropped_names(req.connection_tokens)
     upgrade = req.upgrade
     trusted = peer.trusted
-    lines = [req.method + b" " + target + b" " + req.version]
+    lines = []
     append = lines.append
     xff_at = -1
     seen_xf: set[bytes] = set()
@@ -83,8 +90,19 @@ def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path
             append(name + b": " + context_path)
     if upgrade:
         append(b"Connection: upgrade")
-    append(b"\r\n")
-    return b"\r\n".join(lines)
+    if set_headers:
+        lines = _override(lines, set_headers)
+    return head_bytes(request_line(req.method, target, req.version), lines)
+
+
+_NOT_OVERRIDABLE = frozenset((b"content-length", b"transfer-encoding", b"connection", b"upgrade"))
+
+
+def _override(lines: list[bytes], headers: tuple[tuple[bytes, bytes], ...]) -> list[bytes]:
+    """``lines`` with each ``(name, value)`` replacing any same-named line."""
+    names = {n.lower() for n, _ in headers} - _NOT_OVERRIDABLE
+    kept = [ln for ln in lines if ln.split(b":", 1)[0].strip().lower() not in names]
+    return kept + [n + b": " + v for n, v in headers if n.lower() in names]
 
 
 def rewrite_location(location: bytes, context_path: bytes) -> bytes:
@@ -123,7 +141,7 @@ def response_head_bytes(
         # RFC 9110 §2.5: a proxy sends its own HTTP version; the framing decisions
         # (close-delimited bodies, keep-alive) were already made for the backend's.
         status_line = b"HTTP/1.1" + status_line[len(resp.version) :]
-    lines = [status_line]
+    lines = []
     append = lines.append
     for lname, value, raw in resp.headers:
         if lname in HOP_BY_HOP:
@@ -149,19 +167,4 @@ def response_head_bytes(
         append(b"Connection: close")
     elif not client_is_11:
         append(b"Connection: keep-alive")
-    append(b"\r\n")
-    return b"\r\n".join(lines)
-
-
-_NOT_OVERRIDABLE = frozenset((b"content-length", b"transfer-encoding", b"connection", b"upgrade"))
-
-
-def override_headers(head: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
-    """A serialised request head with each ``(name, value)`` replacing any
-    same-named header (a server's ``request_headers_override``).  Framing and
-    connection headers are never overridden."""
-    lines = head[:-4].split(b"\r\n")
-    names = {n.lower() for n, _ in headers} - _NOT_OVERRIDABLE
-    kept = [lines[0]] + [ln for ln in lines[1:] if ln.split(b":", 1)[0].strip().lower() not in names]
-    kept += [n + b": " + v for n, v in headers if n.lower() in names]
-    return b"\r\n".join(kept) + b"\r\n\r\n"
+    return head_bytes(status_line, lines)

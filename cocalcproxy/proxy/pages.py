@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import html
 import json
-from http import HTTPStatus
 
 from .. import __version__
+from ..http1.serialize import head_bytes, reason_phrase, status_line
 
-
-def reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+reason = reason_phrase
 
 
 def _preference(accept: bytes, media: bytes) -> tuple[float, int]:
@@ -73,10 +68,16 @@ def response(
     head_only: bool = False,
     extra: tuple[bytes, ...] = (),
 ) -> bytes:
+    head = response_head(status, content_type, len(body), close=close, keep_alive_10=keep_alive_10, extra=extra)
+    return head if head_only else head + body
+
+
+def response_head(status: int, content_type: bytes, length: int, *, close: bool = False,
+                  keep_alive_10: bool = False, extra: tuple[bytes, ...] = ()) -> bytes:
+    """The head of a response the proxy makes itself (an error page, a file)."""
     lines = [
-        b"HTTP/1.1 %d %s" % (status, reason(status).encode()),
         b"Content-Type: " + content_type,
-        b"Content-Length: %d" % len(body),
+        b"Content-Length: %d" % length,
         b"Cache-Control: no-store",
         *extra,
     ]
@@ -84,8 +85,7 @@ def response(
         lines.append(b"Connection: close")
     elif keep_alive_10:
         lines.append(b"Connection: keep-alive")
-    head = b"\r\n".join(lines) + b"\r\n\r\n"
-    return head if head_only else head + body
+    return head_bytes(status_line(status), lines)
 
 
 def error_body(status: int, message: str, as_json: bool) -> tuple[bytes, bytes]:

@@ -13,8 +13,8 @@ import mimetypes
 import time
 from datetime import datetime, timezone
 
-from ..routing.types import Local, Reject
-from .process import RUNNING
+from ...routing.types import Local, Reject
+from ...supervise.process import RUNNING
 
 PREFIX = b"server-proxy/"
 
