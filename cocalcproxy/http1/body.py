@@ -55,76 +55,90 @@ class ChunkedReader:
 
     def feed(self, buf: bytes, pos: int) -> int:
         end = len(buf)
-        decode = self.decode
         while pos < end:
             state = self.state
             if state == _DATA:
                 take = self.remaining
-                avail = end - pos
-                if take > avail:
-                    take = avail
-                if decode:
+                if take > end - pos:
+                    take = end - pos
+                if self.decode:
                     self.payload.append(buf[pos : pos + take])
                 pos += take
                 self.remaining -= take
                 if self.remaining == 0:
                     self.state = _DATA_CRLF
-            elif state == _SIZE_LINE:
-                eol = buf.find(b"\r\n", pos, pos + self.max_line + 2)
-                if eol < 0:
-                    pending = buf[pos : pos + self.max_line + 2]
-                    if b"\n" in pending or b"\r" in pending[:-1]:
-                        raise self.error("bare CR or LF in chunk-size line")
-                    # A final CR may be the start of the CRLF that ends a line of
-                    # exactly max_line bytes: only count it once its LF is missing.
-                    if len(pending) - pending.endswith(b"\r") > self.max_line:
-                        raise self.error("chunk-size line too long")
-                    return pos
-                line = buf[pos:eol]
-                semi = line.find(b";")
-                size_part = line if semi < 0 else line[:semi].rstrip(b" \t")
-                if not _SIZE.fullmatch(size_part):
-                    raise self.error("invalid chunk size")
-                if semi >= 0 and not _EXT.fullmatch(line, len(size_part)):
-                    raise self.error("invalid chunk extension")
-                pos = eol + 2
-                size = int(size_part, 16)
-                if size:
-                    self.remaining = size
-                    self.state = _DATA
-                else:
-                    self.state = _TRAILER
+                continue
+            if state == _SIZE_LINE:
+                new = self._size_line(buf, pos)
             elif state == _DATA_CRLF:
-                if end - pos < 2:
-                    if buf[pos : pos + 1] != b"\r":
-                        raise self.error("chunk data not followed by CRLF")
-                    return pos
-                if buf[pos : pos + 2] != b"\r\n":
-                    raise self.error("chunk data not followed by CRLF")
-                pos += 2
-                self.state = _SIZE_LINE
+                new = self._data_crlf(buf, pos)
             elif state == _TRAILER:
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    pending = end - pos
-                    if self.trailer_bytes + pending > self.max_trailer:
-                        raise self.error("trailer section too large")
-                    if b"\n" in buf[pos:end] or b"\r" in buf[pos : end - 1]:
-                        raise self.error("bare CR or LF in trailer")
-                    return pos
-                line = buf[pos:eol]
-                self.trailer_bytes += len(line) + 2
-                if self.trailer_bytes > self.max_trailer:
-                    raise self.error("trailer section too large")
-                pos = eol + 2
-                if not line:
-                    self.state = _DONE
-                    return pos
-                if not _TRAILER_LINE.fullmatch(line):
-                    raise self.error("malformed trailer line")
+                new = self._trailer_line(buf, pos)
+                if self.state == _DONE:
+                    return new
             else:  # _DONE
                 return pos
+            if new == pos:
+                return pos  # an incomplete framing element: wait for more bytes
+            pos = new
         return pos
+
+    def _size_line(self, buf: bytes, pos: int) -> int:
+        """A chunk-size line (with extensions): the position after it, or ``pos``."""
+        eol = buf.find(b"\r\n", pos, pos + self.max_line + 2)
+        if eol < 0:
+            pending = buf[pos : pos + self.max_line + 2]
+            if b"\n" in pending or b"\r" in pending[:-1]:
+                raise self.error("bare CR or LF in chunk-size line")
+            # A final CR may be the start of the CRLF that ends a line of
+            # exactly max_line bytes: only count it once its LF is missing.
+            if len(pending) - pending.endswith(b"\r") > self.max_line:
+                raise self.error("chunk-size line too long")
+            return pos
+        line = buf[pos:eol]
+        semi = line.find(b";")
+        size_part = line if semi < 0 else line[:semi].rstrip(b" \t")
+        if not _SIZE.fullmatch(size_part):
+            raise self.error("invalid chunk size")
+        if semi >= 0 and not _EXT.fullmatch(line, len(size_part)):
+            raise self.error("invalid chunk extension")
+        size = int(size_part, 16)
+        if size:
+            self.remaining = size
+            self.state = _DATA
+        else:
+            self.state = _TRAILER
+        return eol + 2
+
+    def _data_crlf(self, buf: bytes, pos: int) -> int:
+        """The CRLF that must follow chunk data."""
+        if len(buf) - pos < 2:
+            if buf[pos : pos + 1] != b"\r":
+                raise self.error("chunk data not followed by CRLF")
+            return pos
+        if buf[pos : pos + 2] != b"\r\n":
+            raise self.error("chunk data not followed by CRLF")
+        self.state = _SIZE_LINE
+        return pos + 2
+
+    def _trailer_line(self, buf: bytes, pos: int) -> int:
+        """One trailer line, or the empty line that ends the body."""
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            if self.trailer_bytes + len(buf) - pos > self.max_trailer:
+                raise self.error("trailer section too large")
+            if b"\n" in buf[pos:] or b"\r" in buf[pos : len(buf) - 1]:
+                raise self.error("bare CR or LF in trailer")
+            return pos
+        line = buf[pos:eol]
+        self.trailer_bytes += len(line) + 2
+        if self.trailer_bytes > self.max_trailer:
+            raise self.error("trailer section too large")
+        if not line:
+            self.state = _DONE
+        elif not _TRAILER_LINE.fullmatch(line):
+            raise self.error("malformed trailer line")
+        return eol + 2
 
     def take_payload(self) -> list[bytes]:
         out = self.payload

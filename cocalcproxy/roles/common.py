@@ -169,7 +169,12 @@ class RoleOptions(usage.Options):
             raise usage.UsageError(message) from None
 
     def getUsage(self, width: int | None = None) -> str:
-        return render_help(self.synopsis, getattr(self, "longdesc", ""), self.OPTIONS, width or 100)
+        defaults = {"listen": " ".join(self.default_listen),
+                    "trusted-proxy": " ".join(self.default_trusted) or "none"}
+        return render_help(self.synopsis, getattr(self, "longdesc", ""), self.OPTIONS, width or 100, defaults)
+
+    def __str__(self) -> str:
+        return self.getUsage()
 
     def common(self) -> "CommonConfig":
         return CommonConfig(
@@ -188,14 +193,15 @@ class RoleOptions(usage.Options):
 RoleOptions._install(COMMON_OPTS)
 
 
-def render_help(synopsis: str, longdesc: str, opts, width: int) -> str:
+def render_help(synopsis: str, longdesc: str, opts, width: int, defaults: dict | None = None) -> str:
     """``--name METAVAR  help [default: …]``, sorted, wrapped at ``width``."""
     rows = []
     for o in sorted((*opts, Opt("help", None, "Show this help and exit.")), key=lambda o: o.name):
         left = f"  --{o.name}" + (f" {o.metavar}" if o.metavar else "")
         text = o.help
-        if o.default is not None and o.metavar:
-            text += f" [default: {o.default}]"
+        default = (defaults or {}).get(o.name, o.default)
+        if default is not None and o.metavar:
+            text += f" [default: {default}]"
         rows.append((left, text))
     col = min(max(len(left) for left, _ in rows) + 2, 34)
     out = [f"Usage: twistd -n cocalcproxy {synopsis}", ""]

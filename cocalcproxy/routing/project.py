@@ -21,14 +21,10 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass, field
 
-import re
-
+from .addresses import bare_host, valid_host
 from .allowlist import HostAllowlist
 from .paths import check_path, has_encoded_slash, parse_port, split_target
 from .types import Forward, Local, Named, Redirect, Reject, Route
-
-#: A host name or IPv4 literal, or a bracketed IPv6 literal; anything else is not a host.
-_HOST = re.compile(rb"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 _NOT_FOUND = Reject(404, "No route matches this URL.")
 _ENCODED_SLASH = Reject(400, "An encoded slash (%2F) is not allowed in the routing part of the URL.")
 
@@ -111,14 +107,13 @@ def _proxy_route(cfg: ProjectRouting, after: bytes, target: bytes, query: bytes,
     else:
         host_b, colon, port_b = seg.rpartition(b":")
         port = parse_port(port_b) if colon else None
-        # userinfo (@), a missing or non-numeric port: never proxied (SPEC §4).
-        if port is None or not _HOST.fullmatch(host_b):
+        host = host_b.decode("latin-1")
+        # userinfo (@), a missing or non-numeric port, not a host: never proxied (SPEC §4).
+        if port is None or not host.isascii() or not valid_host(host, bare_ipv6=False):
             return _NOT_FOUND
-        host = host_b.decode("ascii")
         if not cfg.allowlist.allows(host, handler):
             return Reject(403, f"Host '{host}' is not allowed.")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
+        host = bare_host(host)
     context = prefix + seg
     if not slash:
         return Redirect(context + b"/" + query)

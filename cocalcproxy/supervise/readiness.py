@@ -114,60 +114,65 @@ class Prober:
         """Fire with what answered (``"HTTP 200 from 127.0.0.1:8000"``, for the log) when
         the server answers; fail with ``NotReady`` at the deadline or ``ProcessGone`` as
         soon as ``ended`` fires."""
-        clock = self.reactor
-        deadline = clock.seconds() + timeout
-        state = {"gone": False, "attempt": None, "sleep": None}
-
-        def on_end(result):
-            state["gone"] = True
-            for k in ("attempt", "sleep"):
-                d = state[k]
-                if d is not None and not d.called:
-                    d.cancel()
-            return result
-
-        ended.addBoth(on_end)
-
-        async def loop() -> str:
-            delay = FIRST_DELAY
-            while True:
-                if state["gone"]:
-                    raise ProcessGone()
-                remaining = deadline - clock.seconds()
-                if remaining <= 0:
-                    raise NotReady()
-                per_try = min(remaining, ATTEMPT_TIMEOUT)
-                if raw:
-                    coro = self._connect_once(host, port, unix_socket, per_try)
-                else:
-                    coro = self._http_once(host, port, unix_socket, path, per_try)
-                attempt = state["attempt"] = defer.Deferred.fromCoroutine(coro)
-                try:
-                    answer = await attempt
-                    if state["gone"]:
-                        raise ProcessGone()
-                    return answer
-                except (ProcessGone, NotReady):
-                    raise
-                except Exception:  # noqa: BLE001 - refused, reset, timeout, cancelled: not ready yet
-                    pass
-                finally:
-                    state["attempt"] = None
-                if state["gone"]:
-                    raise ProcessGone()
-                remaining = deadline - clock.seconds()
-                if remaining <= 0:
-                    raise NotReady()
-                sleep = state["sleep"] = task.deferLater(clock, min(delay, remaining), lambda: None)
-                try:
-                    await sleep
-                except defer.CancelledError:
-                    pass
-                finally:
-                    state["sleep"] = None
-                delay = min(delay * 2, MAX_DELAY)
-
-        return defer.Deferred.fromCoroutine(loop())
+        if raw:
+            def attempt(per_try):
+                return self._connect_once(host, port, unix_socket, per_try)
+        else:
+            def attempt(per_try):
+                return self._http_once(host, port, unix_socket, path, per_try)
+        return _Wait(self.reactor, attempt, timeout, ended).run()
 
     def close(self) -> defer.Deferred:
         return self.pool.closeCachedConnections()
+
+
+class _Wait:
+    """One readiness wait: attempts with doubling pauses until one answers, the
+    deadline passes (``NotReady``) or the process ends (``ProcessGone``)."""
+
+    def __init__(self, clock, attempt, timeout: float, ended: defer.Deferred) -> None:
+        self.clock = clock
+        self.attempt = attempt  # (seconds for this try) -> coroutine answering or raising
+        self.deadline = clock.seconds() + timeout
+        self.gone = False
+        self.pending: defer.Deferred | None = None  # the attempt or the pause in progress
+        ended.addBoth(self._ended)
+
+    def _ended(self, result):
+        self.gone = True
+        if self.pending is not None and not self.pending.called:
+            self.pending.cancel()
+        return result
+
+    def _remaining(self) -> float:
+        if self.gone:
+            raise ProcessGone()
+        remaining = self.deadline - self.clock.seconds()
+        if remaining <= 0:
+            raise NotReady()
+        return remaining
+
+    def run(self) -> defer.Deferred:
+        return defer.Deferred.fromCoroutine(self._loop())
+
+    async def _loop(self) -> str:
+        delay = FIRST_DELAY
+        while True:
+            per_try = min(self._remaining(), ATTEMPT_TIMEOUT)
+            self.pending = defer.Deferred.fromCoroutine(self.attempt(per_try))
+            try:
+                answer = await self.pending
+            except Exception:  # noqa: BLE001 - refused, reset, timeout, cancelled: not ready yet
+                answer = None
+            finally:
+                self.pending = None
+            if answer is not None and not self.gone:
+                return answer
+            self.pending = task.deferLater(self.clock, min(delay, self._remaining()), lambda: None)
+            try:
+                await self.pending
+            except defer.CancelledError:
+                pass
+            finally:
+                self.pending = None
+            delay = min(delay * 2, MAX_DELAY)

@@ -93,142 +93,179 @@ def check_name(name: Any) -> str:
     return name
 
 
+class _Raw:
+    """One server's raw options, with errors that name the server and the key."""
+
+    def __init__(self, name: str, raw: dict) -> None:
+        self.name = name
+        self.raw = raw
+
+    def get(self, key: str, default=None):
+        return self.raw.get(key, default)
+
+    def bad(self, key: str, why: str) -> SpecError:
+        return SpecError(f"server {self.name!r}: {key}: {why}")
+
+    def flag(self, key: str, default: bool) -> bool:
+        v = self.raw.get(key, default)
+        if not isinstance(v, bool):
+            raise self.bad(key, f"must be true or false, got {v!r}")
+        return v
+
+
 def parse_server(name: Any, raw: Any, source: str = "config") -> tuple[ServerSpec, list[str]]:
     """Validate one server's options; return the spec and warnings (unknown keys)."""
     name = check_name(name)
     if not isinstance(raw, dict):
         raise SpecError(f"server {name!r}: options must be a dict, got {type(raw).__name__}")
     warnings = [f"server {name!r}: unknown key {k!r} ignored" for k in raw if k not in _KNOWN]
-
-    def bad(key: str, why: str):
-        return SpecError(f"server {name!r}: {key}: {why}")
-
-    def get_bool(key: str, default: bool) -> bool:
-        v = raw.get(key, default)
-        if not isinstance(v, bool):
-            raise bad(key, f"must be true or false, got {v!r}")
-        return v
-
-    command = raw.get("command")
-    if command is not None and not callable(command):
-        if isinstance(command, (str, bytes)) or not isinstance(command, (list, tuple)):
-            raise bad("command", "must be a list of strings or a callable")
-        for item in command:
-            if not isinstance(item, str):
-                raise bad("command", f"every item must be a string, got {item!r}")
-            _check_template(name, "command", item)
-        command = list(command)
-
-    timeout = raw.get("timeout", 5)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise bad("timeout", f"must be a positive number of seconds, got {timeout!r}")
-
-    environment = _dict_or_callable(raw, "environment", bad, name)
-    headers = _dict_or_callable(raw, "request_headers_override", bad, name)
-    if isinstance(headers, dict):
-        for k, v in headers.items():
-            if not _TOKEN.fullmatch(k) or any(c in v for c in "\r\n\0"):
-                raise bad("request_headers_override", f"invalid header {k!r}: {v!r}")
-
-    port = raw.get("port", 0)
-    if port is None:
-        port = 0
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise bad("port", f"must be a port number 0-65535, got {port!r}")
-
-    unix_socket = raw.get("unix_socket")
-    if unix_socket is False:
-        unix_socket = None
-    if unix_socket is not None and unix_socket is not True:
-        if not isinstance(unix_socket, str) or not unix_socket:
-            raise bad("unix_socket", f"must be a path or true, got {unix_socket!r}")
-
-    if not command and unix_socket is True:
-        raise bad("unix_socket", "true needs a command (the socket path is chosen at start)")
-    if not command and not unix_socket and not port:
-        raise bad("port", "a server without a command must give the port (or unix_socket) it already listens on")
-
-    mappath = raw.get("mappath", {})
-    if mappath is None:
-        mappath = {}
-    if not callable(mappath):
-        if not isinstance(mappath, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mappath.items()):
-            raise bad("mappath", "must be a dict of path to path, or a callable")
-
-    launcher = raw.get("launcher_entry")
-    if launcher is None:
-        launcher = {}
-    if not isinstance(launcher, dict):
-        raise bad("launcher_entry", "must be a dict")
-    for k in ("icon_path", "title", "path_info", "category"):
-        if launcher.get(k) is not None and not isinstance(launcher[k], str):
-            raise bad(f"launcher_entry.{k}", f"must be a string, got {launcher[k]!r}")
-    enabled = launcher.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise bad("launcher_entry.enabled", f"must be true or false, got {enabled!r}")
-    entry = LauncherEntry(
-        enabled=enabled,
-        icon_path=launcher.get("icon_path") or None,
-        title=launcher.get("title") or name,
-        path_info=launcher.get("path_info") or name + "/",
-        category=launcher.get("category") or "Notebook",
-    )
-
-    activity = raw.get("update_last_activity", True)
-    if not isinstance(activity, bool) and not callable(activity):
-        raise bad("update_last_activity", f"must be true, false or a callable, got {activity!r}")
-    patterns = raw.get("exclude_last_activity_patterns", ()) or ()
-    if isinstance(patterns, str) or not isinstance(patterns, (list, tuple)):
-        raise bad("exclude_last_activity_patterns", "must be a list of regular expressions")
-    compiled = []
-    for p in patterns:
-        try:
-            compiled.append(re.compile(p))
-        except (re.error, TypeError) as e:
-            raise bad("exclude_last_activity_patterns", f"{p!r}: {e}") from None
-
-    rewrite = raw.get("rewrite_response", ()) or ()
-    if callable(rewrite):
-        rewrite = (rewrite,)
-    if not isinstance(rewrite, (list, tuple)) or not all(callable(r) for r in rewrite):
-        raise bad("rewrite_response", "must be a callable or a list of callables")
-
+    o = _Raw(name, raw)
+    command = _command(o)
+    port, unix_socket = _port_and_socket(o, command)
     spec = ServerSpec(
         name=name,
         command=command or None,
-        timeout=float(timeout),
-        environment=environment,
-        absolute_url=get_bool("absolute_url", False),
+        timeout=_timeout(o),
+        environment=_dict_or_callable(o, "environment"),
+        absolute_url=o.flag("absolute_url", False),
         port=port,
         unix_socket=unix_socket,
-        mappath=mappath,
-        launcher_entry=entry,
-        new_browser_tab=get_bool("new_browser_tab", True),
-        request_headers_override=headers,
-        update_last_activity=activity,
-        exclude_last_activity_patterns=tuple(compiled),
-        raw_socket_proxy=get_bool("raw_socket_proxy", False),
-        rewrite_response=tuple(rewrite),
+        mappath=_mappath(o),
+        launcher_entry=_launcher(o),
+        new_browser_tab=o.flag("new_browser_tab", True),
+        request_headers_override=_headers(o),
+        update_last_activity=_activity(o),
+        exclude_last_activity_patterns=_patterns(o),
+        raw_socket_proxy=o.flag("raw_socket_proxy", False),
+        rewrite_response=_rewrite(o),
         source=source,
     )
     return spec, warnings
 
 
+def _command(o: _Raw):
+    command = o.get("command")
+    if command is None or callable(command):
+        return command
+    if isinstance(command, (str, bytes)) or not isinstance(command, (list, tuple)):
+        raise o.bad("command", "must be a list of strings or a callable")
+    for item in command:
+        if not isinstance(item, str):
+            raise o.bad("command", f"every item must be a string, got {item!r}")
+        _check_template(o.name, "command", item)
+    return list(command)
+
+
+def _timeout(o: _Raw) -> float:
+    timeout = o.get("timeout", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise o.bad("timeout", f"must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _port_and_socket(o: _Raw, command) -> tuple[int, Any]:
+    port = o.get("port", 0)
+    if port is None:
+        port = 0
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise o.bad("port", f"must be a port number 0-65535, got {port!r}")
+    unix_socket = o.get("unix_socket")
+    if unix_socket is False:
+        unix_socket = None
+    if unix_socket is not None and unix_socket is not True:
+        if not isinstance(unix_socket, str) or not unix_socket:
+            raise o.bad("unix_socket", f"must be a path or true, got {unix_socket!r}")
+    if not command and unix_socket is True:
+        raise o.bad("unix_socket", "true needs a command (the socket path is chosen at start)")
+    if not command and not unix_socket and not port:
+        raise o.bad("port", "a server without a command must give the port (or unix_socket) it already listens on")
+    return port, unix_socket
+
+
+def _headers(o: _Raw):
+    headers = _dict_or_callable(o, "request_headers_override")
+    if isinstance(headers, dict):
+        for k, v in headers.items():
+            if not _TOKEN.fullmatch(k) or any(c in v for c in "\r\n\0"):
+                raise o.bad("request_headers_override", f"invalid header {k!r}: {v!r}")
+    return headers
+
+
+def _mappath(o: _Raw):
+    mappath = o.get("mappath", {})
+    if mappath is None:
+        return {}
+    if not callable(mappath):
+        if not isinstance(mappath, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mappath.items()):
+            raise o.bad("mappath", "must be a dict of path to path, or a callable")
+    return mappath
+
+
+def _launcher(o: _Raw) -> LauncherEntry:
+    launcher = o.get("launcher_entry")
+    if launcher is None:
+        launcher = {}
+    if not isinstance(launcher, dict):
+        raise o.bad("launcher_entry", "must be a dict")
+    for k in ("icon_path", "title", "path_info", "category"):
+        if launcher.get(k) is not None and not isinstance(launcher[k], str):
+            raise o.bad(f"launcher_entry.{k}", f"must be a string, got {launcher[k]!r}")
+    enabled = launcher.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise o.bad("launcher_entry.enabled", f"must be true or false, got {enabled!r}")
+    return LauncherEntry(
+        enabled=enabled,
+        icon_path=launcher.get("icon_path") or None,
+        title=launcher.get("title") or o.name,
+        path_info=launcher.get("path_info") or o.name + "/",
+        category=launcher.get("category") or "Notebook",
+    )
+
+
+def _activity(o: _Raw):
+    activity = o.get("update_last_activity", True)
+    if not isinstance(activity, bool) and not callable(activity):
+        raise o.bad("update_last_activity", f"must be true, false or a callable, got {activity!r}")
+    return activity
+
+
+def _patterns(o: _Raw) -> tuple:
+    patterns = o.get("exclude_last_activity_patterns", ()) or ()
+    if isinstance(patterns, str) or not isinstance(patterns, (list, tuple)):
+        raise o.bad("exclude_last_activity_patterns", "must be a list of regular expressions")
+    compiled = []
+    for p in patterns:
+        try:
+            compiled.append(re.compile(p))
+        except (re.error, TypeError) as e:
+            raise o.bad("exclude_last_activity_patterns", f"{p!r}: {e}") from None
+    return tuple(compiled)
+
+
+def _rewrite(o: _Raw) -> tuple:
+    rewrite = o.get("rewrite_response", ()) or ()
+    if callable(rewrite):
+        rewrite = (rewrite,)
+    if not isinstance(rewrite, (list, tuple)) or not all(callable(r) for r in rewrite):
+        raise o.bad("rewrite_response", "must be a callable or a list of callables")
+    return tuple(rewrite)
+
+
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _dict_or_callable(raw: dict, key: str, bad, name: str):
-    value = raw.get(key, {})
+def _dict_or_callable(o: _Raw, key: str):
+    value = o.get(key, {})
     if value is None:
         return {}
     if callable(value):
         return value
     if not isinstance(value, dict):
-        raise bad(key, "must be a dict of strings or a callable")
+        raise o.bad(key, "must be a dict of strings or a callable")
     for k, v in value.items():
         if not isinstance(k, str) or not isinstance(v, str):
-            raise bad(key, f"keys and values must be strings, got {k!r}: {v!r}")
-        _check_template(name, key, v)
+            raise o.bad(key, f"keys and values must be strings, got {k!r}: {v!r}")
+        _check_template(o.name, key, v)
     return dict(value)
 
 

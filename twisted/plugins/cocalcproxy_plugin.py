@@ -8,6 +8,6 @@ from twisted.application.service import ServiceMaker
 cocalcproxy = ServiceMaker(
     "cocalcproxy",
     "cocalcproxy.cli",
-    "Streaming HTTP/WebSocket proxy for multi-user notebook platforms (roles: project, bridge).",
+    "Streaming HTTP/WebSocket proxy for multi-user notebook platforms (run with --help for its roles).",
     "cocalcproxy",
 )
