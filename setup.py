@@ -27,6 +27,7 @@ setup(
         "prometheus_client>=0.17",
         "tomli>=1.1; python_version<'3.11'",
     ],
+    entry_points={"console_scripts": ["cocalcproxy-admin = cocalcproxy.admin:main"]},
     extras_require={
         "test": [
             "pytest>=8",

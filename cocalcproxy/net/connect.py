@@ -27,6 +27,7 @@ from twisted.internet import defer, error
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from ..routing.addresses import Address, ip_literal
@@ -119,7 +120,7 @@ class _PlainFactory(Factory):
         return proto
 
 
-def _connect_one(reactor, host: str, port: int, path: str | None, build, timeout: float) -> defer.Deferred:
+def _connect_one(reactor, host: str, port: int, path: str | None, build, timeout: float, tls=None) -> defer.Deferred:
     connector = None
 
     def cancel(_d):
@@ -128,6 +129,8 @@ def _connect_one(reactor, host: str, port: int, path: str | None, build, timeout
 
     d = defer.Deferred(cancel)
     factory = _OutboundFactory(build, d)
+    if tls is not None:
+        factory = TLSMemoryBIOFactory(tls, True, factory)
     try:
         if path is not None:
             connector = reactor.connectUNIX(path, factory, timeout=max(1, int(timeout)))
@@ -138,19 +141,27 @@ def _connect_one(reactor, host: str, port: int, path: str | None, build, timeout
     return d
 
 
-def connect(reactor, address: Address, build: Callable[[], Outbound], timeout: float) -> defer.Deferred:
-    """Connect to ``address``; fire with the ``Outbound`` protocol ``build()`` made."""
+def connect(reactor, address: Address, build: Callable[[], Outbound], timeout: float, tls=None) -> defer.Deferred:
+    """Connect to ``address``; fire with the ``Outbound`` protocol ``build()`` made.
+
+    ``tls`` (a client connection creator, ``net.tls.client_creator``) wraps the
+    connection in TLS; the protocol is announced before the handshake ends, and
+    a failed verification arrives as its ``connectionLost``."""
     if address.path is not None:
-        return _connect_one(reactor, "", 0, address.path, build, timeout)
+        return _connect_one(reactor, "", 0, address.path, build, timeout, tls)
     hosts = addresses_for(address.host)
     if ip_literal(hosts[0]) is None:  # a name: Twisted resolves it (happy eyeballs)
         endpoint = HostnameEndpoint(reactor, address.host, address.port, timeout=timeout)
-        return endpoint.connect(_PlainFactory(build))
+        factory = _PlainFactory(build)
+        return endpoint.connect(TLSMemoryBIOFactory(tls, True, factory) if tls is not None else factory)
     started = reactor.seconds()
 
     def attempt(host: str):
-        remaining = max(0.1, timeout - (reactor.seconds() - started))
-        return lambda: _connect_one(reactor, host, address.port, None, build, remaining)
+        def run():
+            remaining = max(0.1, timeout - (reactor.seconds() - started))
+            return _connect_one(reactor, host, address.port, None, build, remaining, tls)
+
+        return run
 
     return first_refused_next([attempt(h) for h in hosts])
 

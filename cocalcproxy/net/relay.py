@@ -96,8 +96,14 @@ class Side:
             transport.loseWriteConnection()  # writeConnectionLost follows once it is out
 
     def close(self) -> None:
-        unregister(self.transport)
-        self.transport.loseConnection()
+        transport = self.transport
+        unregister(transport)
+        if transport.disconnecting and is_tls(transport):
+            # a TLS close already under way waits for the peer's close_notify:
+            # when the peer never sends it, cut the connection
+            transport.abortConnection()
+        else:
+            transport.loseConnection()
 
     def abort(self) -> None:
         unregister(self.transport)

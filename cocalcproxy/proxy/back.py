@@ -111,13 +111,14 @@ class HttpBack(Outbound):
         return f"<HttpBack {self.key!r}>"
 
 
-def connect_backend(reactor, host: str, port: int, timeout: float, max_head: int, key=None) -> defer.Deferred:
+def connect_backend(reactor, host: str, port: int, timeout: float, max_head: int, key=None, tls=None) -> defer.Deferred:
     """Connect to ``host:port`` (a ``host`` that is an absolute path is a unix
-    socket); fire with a connected ``HttpBack``.  The address rules (localhost
-    is 127.0.0.1, then ::1) are ``net.connect``'s."""
+    socket), over TLS if ``tls`` is a client connection creator; fire with a
+    connected ``HttpBack``.  The address rules (localhost is 127.0.0.1, then
+    ::1) are ``net.connect``'s."""
     key = key if key is not None else (host, port)
     address = Address.unix(host) if host.startswith("/") else Address(host, port)
-    return connect(reactor, address, lambda: HttpBack(key, max_head), timeout)
+    return connect(reactor, address, lambda: HttpBack(key, max_head), timeout, tls)
 
 
 def connect_error_status(failure) -> tuple[int, str]:

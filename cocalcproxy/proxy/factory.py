@@ -83,8 +83,10 @@ class ProxyFactory(Factory):
         return proto
 
     def _connect(self, host: str, port: int, key):
+        """``key`` is the pool key: ``(host, port)``, or ``(host, port, tls)`` for a TLS backend."""
         cfg = self.config
-        return connect_backend(self.reactor, host, port, cfg.connect_timeout, cfg.max_response_head, key)
+        tls = key[2] if len(key) > 2 else None
+        return connect_backend(self.reactor, host, port, cfg.connect_timeout, cfg.max_response_head, key, tls)
 
     def route(self, req) -> Route:
         return self.router(req)

@@ -10,6 +10,8 @@ route's ``ResponseFilter`` (``exchange.py``), which never touches a transport.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..http1.errors import ProtocolError
 from ..http1.reader import BODY_UNTIL_CLOSE, END, NEED_DATA, PAUSED
 from ..http1.reader import CLOSED as READER_CLOSED
@@ -32,8 +34,12 @@ class Forwarding:
         ex.route = route
         if self.factory.tracker.draining:
             ex.keep_alive = False
-        ex.out_head = request_head_bytes(ex.req, route.target, self.peer, route.context_path, route.set_headers)
-        key = (route.host, route.port)
+        peer = self.peer
+        if route.trusted is not None and route.trusted != peer.trusted:
+            peer = replace(peer, trusted=route.trusted)
+        ex.out_head = request_head_bytes(ex.req, route.target, peer, route.context_path, route.set_headers,
+                                         route.strip, route.strip_cookies)
+        key = (route.host, route.port) if route.tls is None else (route.host, route.port, route.tls)
         backend = self.factory.pool.get(key)
         if backend is not None:
             self._attach(backend, reused=True)
@@ -260,7 +266,7 @@ class Forwarding:
             ex.retried = True
             self._detach()
             unregister(self.transport)
-            self._connect((ex.route.host, ex.route.port))
+            self._connect(backend.key)
             return
         self._response_failed(502, "The backend closed the connection before answering.")
 

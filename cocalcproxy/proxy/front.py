@@ -333,7 +333,10 @@ class HttpFront(Forwarding, Protocol):
         self.deadline = _NEVER
         if self.state is LINGERING:
             self.state = CLOSING
-            self.transport.loseConnection()
+            if is_tls(self.transport):
+                self.transport.abortConnection()  # its close waits for a close_notify that did not come
+            else:
+                self.transport.loseConnection()
             return
         if self.state is not WAIT_HEAD:
             return

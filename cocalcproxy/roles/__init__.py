@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-ROLES = ("project", "bridge")
+ROLES = ("project", "host", "hub", "bridge")
 
 
 def load(name: str):

@@ -103,6 +103,9 @@ COMMON_OPTS = (
         limits.DRAIN_TIMEOUT, positive_float),
     Opt("trusted-proxy", "CIDR", "Peer network whose X-Forwarded-* headers are believed (repeatable; "
         "replaces the default).", convert=network, repeat=True),
+    Opt("https-key", "FILE", "PEM private key (unencrypted): terminate TLS on every tcp: listener. "
+        "Needs --https-cert; SIGHUP reads both again."),
+    Opt("https-cert", "FILE", "PEM certificate, followed by its chain, for --https-key."),
 )
 
 
@@ -155,6 +158,20 @@ class RoleOptions(usage.Options):
             self["listen"] = list(self.default_listen)
         if not self["trusted-proxy"]:
             self["trusted-proxy"] = [ipaddress.ip_network(n) for n in self.default_trusted]
+        self._check_tls()
+
+    def _check_tls(self, client_ca: str | None = None) -> None:
+        """Both TLS files or neither, and usable now (a one-line error naming the file)."""
+        key, cert = self["https-key"], self["https-cert"]
+        if bool(key) != bool(cert):
+            raise usage.UsageError("--https-key and --https-cert go together: give both or neither")
+        if key:
+            from ..net.tls import TLSFileError, server_options
+
+            try:
+                server_options(key, cert, client_ca)
+            except TLSFileError as e:
+                raise usage.UsageError(str(e)) from None
 
     @staticmethod
     def _convert(o: Opt, raw: str):
@@ -187,6 +204,8 @@ class RoleOptions(usage.Options):
             max_connections=self["max-connections"],
             drain_timeout=self["drain-timeout"],
             trusted_proxies=tuple(self["trusted-proxy"]),
+            https_key=self["https-key"],
+            https_cert=self["https-cert"],
         )
 
 
@@ -232,6 +251,13 @@ class CommonConfig:
     max_connections: int = limits.MAX_CONNECTIONS
     drain_timeout: float = limits.DRAIN_TIMEOUT
     trusted_proxies: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
+    https_key: str | None = None
+    https_cert: str | None = None
+    tls_client_ca: str | None = None  # the host role's --client-ca: client certificates must be signed by it
+
+    @property
+    def tls(self) -> bool:
+        return self.https_key is not None
 
 
 __all__ = ["COMMON_OPTS", "CommonConfig", "Opt", "OptionError", "RoleOptions", "base_url", "listen", "network",

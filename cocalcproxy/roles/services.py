@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
+from twisted.internet.endpoints import wrapServerTLS
 from twisted.logger import Logger
 
 from ..net.listen import ListenerService, parse_listen
 from ..net.pool import BackendPool
+from ..net.tls import ReloadableServerTLS
 from ..proxy.factory import ProxyConfig, ProxyFactory
 from ..proxy.tracker import ConnectionTracker
 from .common import CommonConfig
@@ -129,14 +131,29 @@ class RoleServices:
         self.reloader.setServiceParent(self.top)
 
     def listen(self, router, **factory_kw) -> None:
-        """A ``ProxyFactory`` and a listener for every ``--listen`` endpoint."""
+        """A ``ProxyFactory`` and a listener for every ``--listen`` endpoint;
+        with ``--https-*``, TLS on every ``tcp:`` one (SPEC §2)."""
+        tls = self._tls()
         for description in self.common.listen:
+            kind = description.split(":", 1)[0].lower()
+            endpoint = parse_listen(self.reactor, description)
+            https = kind in ("ssl", "tls")
+            if tls is not None and kind in ("tcp", "tcp6"):
+                endpoint = wrapServerTLS(tls, endpoint)
+                https = True
             kw = dict(factory_kw)
-            if description.split(":", 1)[0] in ("ssl", "tls") and "proto" not in kw:
+            if https and "proto" not in kw:
                 kw["proto"] = b"https"  # X-Forwarded-Proto follows the listener (SPEC §3)
             factory = ProxyFactory(self.reactor, self.config, router, self.tracker, self.pool, **kw)
-            endpoint = parse_listen(self.reactor, description)
             ListenerService(endpoint, factory, description).setServiceParent(self.top)
+
+    def _tls(self) -> ReloadableServerTLS | None:
+        common = self.common
+        if not common.tls:
+            return None
+        tls = ReloadableServerTLS(common.https_key, common.https_cert, common.tls_client_ca)
+        self.reloader.add("TLS key and certificate", tls.reload)
+        return tls
 
 
 class StopInOrder(MultiService):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..http1.head import RequestHead, ResponseHead
+from ..http1.cookies import without_cookies
 from ..http1.serialize import head_bytes, request_line
 
 #: SPEC §3 hop-by-hop headers (Transfer-Encoding is kept: we forward chunked
@@ -47,12 +48,16 @@ def _dropped_names(tokens: list[bytes]) -> frozenset[bytes] | None:
 
 
 def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path: bytes | None,
-                       set_headers: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+                       set_headers: tuple[tuple[bytes, bytes], ...] = (), strip: frozenset[bytes] = frozenset(),
+                       strip_cookies: frozenset[bytes] = frozenset()) -> bytes:
     """The head to send to the backend for ``req``, with request-target ``target``.
 
-    ``set_headers`` (a server's ``request_headers_override``) replace any
-    same-named header, ours included; framing and connection headers are never
-    overridden."""
+    ``set_headers`` (a server's ``request_headers_override``, the hub's secret)
+    replace any same-named header, ours included; framing and connection
+    headers are never overridden.  ``strip`` names headers (lower case) that
+    are not forwarded, ``strip_cookies`` cookies taken out of every ``Cookie``
+    header (one left empty is dropped): credentials that must not reach a backend.
+    """
     extra_drop = _dropped_names(req.connection_tokens)
     upgrade = req.upgrade
     trusted = peer.trusted
@@ -60,12 +65,17 @@ def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path
     append = lines.append
     xff_at = -1
     seen_xf: set[bytes] = set()
-    for lname, _value, raw in req.headers:
+    for lname, value, raw in req.headers:
         if lname in HOP_BY_HOP:
             if upgrade and lname == b"upgrade":
                 append(raw)
             continue
-        if extra_drop is not None and lname in extra_drop:
+        if (extra_drop is not None and lname in extra_drop) or (strip and lname in strip):
+            continue
+        if strip_cookies and lname == b"cookie":
+            kept = without_cookies(value, strip_cookies)
+            if kept:
+                append(b"Cookie: " + kept)
             continue
         if lname.startswith(_XF) or lname == b"x-proxycontextpath":
             if not trusted or (context_path is not None and lname in _CONTEXT_LOWER):
@@ -74,17 +84,7 @@ def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path
                 xff_at = len(lines)
             seen_xf.add(lname)
         append(raw)
-    if peer.address:
-        if xff_at >= 0:
-            lines[xff_at] = lines[xff_at].rstrip(b" \t") + b", " + peer.address
-        else:
-            append(b"X-Forwarded-For: " + peer.address)
-    if b"x-forwarded-proto" not in seen_xf:
-        append(b"X-Forwarded-Proto: " + peer.proto)
-    if req.host is not None and b"x-forwarded-host" not in seen_xf:
-        append(b"X-Forwarded-Host: " + req.host)
-    if peer.port and b"x-forwarded-port" not in seen_xf:
-        append(b"X-Forwarded-Port: " + peer.port)
+    _forwarded_lines(lines, req, peer, xff_at, seen_xf)
     if context_path is not None:
         for name in _CONTEXT_HEADERS:
             append(name + b": " + context_path)
@@ -93,6 +93,22 @@ def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path
     if set_headers:
         lines = _override(lines, set_headers)
     return head_bytes(request_line(req.method, target, req.version), lines)
+
+
+def _forwarded_lines(lines: list[bytes], req: RequestHead, peer: Peer, xff_at: int, seen_xf: set[bytes]) -> None:
+    """X-Forwarded-For gets the peer appended; -Proto/-Host/-Port are set unless
+    a trusted peer already sent them (SPEC §3)."""
+    if peer.address:
+        if xff_at >= 0:
+            lines[xff_at] = lines[xff_at].rstrip(b" \t") + b", " + peer.address
+        else:
+            lines.append(b"X-Forwarded-For: " + peer.address)
+    if b"x-forwarded-proto" not in seen_xf:
+        lines.append(b"X-Forwarded-Proto: " + peer.proto)
+    if req.host is not None and b"x-forwarded-host" not in seen_xf:
+        lines.append(b"X-Forwarded-Host: " + req.host)
+    if peer.port and b"x-forwarded-port" not in seen_xf:
+        lines.append(b"X-Forwarded-Port: " + peer.port)
 
 
 _NOT_OVERRIDABLE = frozenset((b"content-length", b"transfer-encoding", b"connection", b"upgrade"))

@@ -14,9 +14,14 @@ class Forward:
     are rewritten (SPEC §3).  ``route`` names the route kind for logs/metrics.
     A ``host`` that is an absolute path (``/…``) is a UNIX socket (``port`` 0).
     ``set_headers`` replace same-named request headers (a server's
-    ``request_headers_override``); ``activity`` False keeps this exchange out of
-    ``--activity-file``; ``rewrite`` (a ``proxy.rewrite`` callable) buffers the
-    response for a server's ``rewrite_response``.
+    ``request_headers_override``, the hub's secret); ``strip`` (lower-case
+    names) and ``strip_cookies`` are credentials never forwarded; ``trusted``
+    overrides the peer's ``--trusted-proxy`` standing for the X-Forwarded-*
+    headers (the host role trusts a request with a valid hub secret);
+    ``activity`` False keeps this exchange out of ``--activity-file``;
+    ``rewrite`` (a ``ResponseFilter`` factory) holds the response back for a
+    server's ``rewrite_response``; ``tls`` is the client TLS connection creator
+    for an ``https://`` backend (a project host).
     """
 
     host: str
@@ -27,6 +32,10 @@ class Forward:
     set_headers: tuple = ()
     activity: bool = True
     rewrite: object = None
+    strip: frozenset = frozenset()
+    strip_cookies: frozenset = frozenset()
+    trusted: bool | None = None
+    tls: object = None
 
 
 @dataclass(frozen=True, slots=True)
