@@ -20,6 +20,7 @@ from cocalcproxy.proxy.back import HttpBack
 from cocalcproxy.proxy.factory import ProxyConfig, ProxyFactory
 from cocalcproxy.proxy.tracker import ConnectionTracker
 from cocalcproxy.routing.project import ProjectRouting, route_project
+from tests.support.results import recorded
 
 
 class Transport(StringTransport):
@@ -41,10 +42,12 @@ class Harness:
         self.tracker = ConnectionTracker(self.clock, self.config.max_connections, self.pool)
         self.routing = ProjectRouting(base=b"/")
         self.connects: list[tuple[str, int, defer.Deferred]] = []
+        self.connect_results: list[list] = []  # what each connect's Deferred fired with, as the front saw it
 
         def connect(host, port, key):
             d = defer.Deferred()
             self.connects.append((host, port, d))
+            self.connect_results.append(recorded(d))
             return d
 
         self.factory = ProxyFactory(
@@ -183,11 +186,11 @@ def test_client_gone_while_connecting_cancels_the_connect():
     h = Harness()
     front, ct = h.client()
     front.dataReceived(GET)
-    d = h.connects[0][2]
     front.connectionLost(Failure(error.ConnectionDone()))
-    assert d.called  # cancelled
-    d.addErrback(lambda f: f.trap(defer.CancelledError))
+    [result] = h.connect_results[0]  # cancelled, and the front was told so
+    assert isinstance(result, Failure) and result.check(defer.CancelledError)
     assert front not in h.tracker.connections
+    assert ct.value() == b""  # nobody left to answer
 
 
 def test_header_timeout_answers_408():
@@ -399,12 +402,13 @@ def test_drain_closes_idle_connections_and_finishes_in_flight_ones():
     back, bt = h.complete_connect()
     done = h.tracker.drain(5)
     assert idle_t.disconnecting and not busy_t.disconnecting
+    drained = recorded(done)
     idle.connectionLost(Failure(error.ConnectionDone()))
-    assert not done.called
+    assert drained == []
     back.dataReceived(OK)  # the in-flight response completes...
     assert busy_t.value().endswith(b"hi") and busy_t.disconnecting  # ...then the connection closes
     busy.connectionLost(Failure(error.ConnectionDone()))
-    assert done.called
+    assert drained == [None] and h.clock.getDelayedCalls() == []  # drained; the cut timer is cancelled
 
 
 def test_drain_timeout_cuts_what_is_left():
@@ -413,9 +417,12 @@ def test_drain_timeout_cuts_what_is_left():
     busy.dataReceived(GET)
     back, bt = h.complete_connect()
     done = h.tracker.drain(5)
-    h.clock.advance(5)
+    drained = recorded(done)
+    h.clock.advance(4.9)
+    assert drained == [] and not busy_t.disconnected
+    h.clock.advance(0.1)
     assert busy_t.disconnected and bt.disconnected  # aborted, both sides
-    assert done.called
+    assert drained == [None]
 
 
 # ------------------------------------------------------------ routing seams

@@ -7,59 +7,12 @@ import os
 import signal
 
 import pytest
-from twisted.internet import defer
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
 
 from cocalcproxy.supervise.process import RUNNING, STARTING, STOPPED, STOPPING, StartError, SupervisedServer
-from cocalcproxy.supervise.readiness import NotReady, ProcessGone
+from cocalcproxy.supervise.readiness import NotReady
 from cocalcproxy.supervise.spec import parse_server
-
-
-class FakeProcess:
-    def __init__(self, proto, pid):
-        self.proto = proto
-        self.pid = pid
-
-    def signalProcess(self, sig):
-        pass
-
-    def closeStdin(self):
-        pass
-
-
-class ProcessReactor(MemoryReactorClock):
-    def __init__(self):
-        super().__init__()
-        self.spawned = []
-
-    def spawnProcess(self, proto, executable, args, env=None, path=None, **kw):
-        proc = FakeProcess(proto, 1000 + len(self.spawned))
-        self.spawned.append((proto, executable, args, env, proc))
-        proto.makeConnection(proc)
-        return proc
-
-
-class FakeProber:
-    def __init__(self):
-        self.calls = []
-        self.port_checks = []  # (port, Deferred) — answered by the test, or False at once
-        self.hold_port_checks = False
-
-    def accepting(self, *, host, port):
-        assert host == "localhost"
-        if not self.hold_port_checks:
-            return defer.succeed(False)
-        d = defer.Deferred()
-        self.port_checks.append((port, d))
-        return d
-
-    def wait_ready(self, **kw):
-        d = defer.Deferred()
-        self.calls.append((kw, d))
-        kw["ended"].addCallback(lambda _: d.called or d.errback(ProcessGone()))
-        return d
+from tests.support.fake_processes import FakeProber, ProcessReactor, end
+from tests.support.results import recorded, success_result_of
 
 
 @pytest.fixture
@@ -72,12 +25,6 @@ def setup():
     server = SupervisedServer(spec, reactor, prober, "/base/", kill_grace=2.0)
     server.killpg = lambda pid, sig: signals.append((pid, sig))
     return reactor, prober, server, signals
-
-
-def end(reactor, index=-1, code=0, sig=None):
-    proto = reactor.spawned[index][0]
-    reason = ProcessDone(0) if code == 0 and sig is None else ProcessTerminated(code, sig)
-    proto.processEnded(Failure(reason))
 
 
 def test_concurrent_requests_share_one_start(setup):
@@ -187,9 +134,12 @@ def test_clean_exit_after_running_restarts_on_next_request(setup):
     end(reactor, code=0)
     assert server.state == STOPPED and server.pid is None
     d = server.ensure_started()
-    assert len(reactor.spawned) == 2 and not d.called
+    got = recorded(d)
+    assert len(reactor.spawned) == 2 and got == []
     prober.calls[1][1].callback(None)
-    assert d.called and server.state == RUNNING
+    assert server.state == RUNNING
+    target = success_result_of(d)
+    assert target is server.target and target.port == int(reactor.spawned[1][2][6])  # the new child's port
 
 
 def test_stop_terms_the_group_and_waits(setup):
@@ -198,14 +148,92 @@ def test_stop_terms_the_group_and_waits(setup):
     prober.calls[0][1].callback(None)
     pid = server.pid
     stopped = server.stop()
-    assert signals == [(pid, signal.SIGTERM)] and not stopped.called
+    got = recorded(stopped)
+    assert signals == [(pid, signal.SIGTERM)] and got == []
     end(reactor, sig=15)
-    assert stopped.called
+    assert got == [None] and server.state == STOPPED and server.pid is None
     # the group's leftovers (children the server did not reap) get KILL once it has ended
     assert signals == [(pid, signal.SIGTERM), (pid, signal.SIGKILL)]
     assert reactor.getDelayedCalls() == []  # the grace-period KILL timer is cancelled
     reactor.advance(10)
     assert len(signals) == 2
+
+
+def running(reactor, prober, server):
+    server.ensure_started()
+    prober.calls[-1][1].callback(None)
+    assert server.state == RUNNING
+    return server.pid
+
+
+def test_kill_comes_exactly_after_the_grace_period(setup):
+    reactor, prober, server, signals = setup
+    pid = running(reactor, prober, server)
+    got = recorded(server.stop())
+    assert signals == [(pid, signal.SIGTERM)]
+    reactor.advance(1.99)  # kill_grace is 2.0
+    assert signals == [(pid, signal.SIGTERM)] and server.state == STOPPING
+    reactor.advance(0.01)
+    assert signals == [(pid, signal.SIGTERM), (pid, signal.SIGKILL)]
+    assert got == []  # stopped only when it has ended
+    end(reactor, sig=signal.SIGKILL)
+    assert got == [None] and server.state == STOPPED
+    assert signals[2:] == [(pid, signal.SIGKILL)]  # the group's leftovers
+    reactor.advance(100)
+    assert len(signals) == 3 and reactor.getDelayedCalls() == []
+
+
+def test_kill_grace_is_the_servers_own(setup):
+    reactor, prober, _, _ = setup
+    spec = parse_server("quick", {"command": ["app", "{port}"]})[0]
+    server = SupervisedServer(spec, reactor, prober, "/", kill_grace=0.5)
+    signals = []
+    server.killpg = lambda pid, sig: signals.append(sig)
+    running(reactor, prober, server)
+    server.stop()
+    reactor.advance(0.49)
+    assert signals == [signal.SIGTERM]
+    reactor.advance(0.01)
+    assert signals == [signal.SIGTERM, signal.SIGKILL]
+
+
+def test_a_second_stop_while_stopping_sends_nothing_more_and_both_fire(setup):
+    reactor, prober, server, signals = setup
+    pid = running(reactor, prober, server)
+    first = recorded(server.stop())
+    reactor.advance(1)
+    second = recorded(server.stop())
+    assert signals == [(pid, signal.SIGTERM)]
+    assert len(reactor.getDelayedCalls()) == 1  # one KILL timer, still at the first stop's deadline
+    reactor.advance(1)
+    assert signals == [(pid, signal.SIGTERM), (pid, signal.SIGKILL)]
+    end(reactor, sig=signal.SIGKILL)
+    assert first == [None] and second == [None]
+
+
+def test_stopping_a_stopped_server_signals_nothing(setup):
+    reactor, prober, server, signals = setup
+    assert success_result_of(server.stop()) is None
+    assert signals == [] and reactor.getDelayedCalls() == [] and server.state == STOPPED
+
+
+def test_signals_go_to_the_child_itself_before_it_has_its_own_group(setup):
+    """Just after spawn the shim may not have called setsid yet: killpg finds no
+    group, so the child gets the signal directly."""
+    reactor, prober, server, _ = setup
+    running(reactor, prober, server)
+    proc = reactor.spawned[0][4]
+
+    def no_group(pid, sig):
+        raise ProcessLookupError(pid)
+
+    server.killpg = no_group
+    server.stop()
+    assert proc.signals == [signal.SIGTERM]
+    reactor.advance(2.0)
+    assert proc.signals == [signal.SIGTERM, signal.SIGKILL]
+    end(reactor, sig=signal.SIGKILL)
+    assert server.state == STOPPED
 
 
 def test_request_while_stopping_starts_afresh(setup):
@@ -214,11 +242,14 @@ def test_request_while_stopping_starts_afresh(setup):
     prober.calls[0][1].callback(None)
     server.stop()
     d = server.ensure_started()
+    got = recorded(d)
     assert len(reactor.spawned) == 1
     end(reactor, sig=15)
-    assert len(reactor.spawned) == 2
+    assert len(reactor.spawned) == 2 and got == []  # waits for the new start, not the old child
     prober.calls[1][1].callback(None)
-    assert d.called
+    target = success_result_of(d)
+    assert target is server.target and server.state == RUNNING
+    assert target.port == int(reactor.spawned[1][2][6])
 
 
 def test_closed_server_refuses_to_start(setup):

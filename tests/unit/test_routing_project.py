@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from cocalcproxy.roles.common import CommonConfig
+from cocalcproxy.roles.project.options import Options as ProjectOptions
+from cocalcproxy.roles.project.options import ProjectConfig
 from cocalcproxy.routing.allowlist import HostAllowlist
-from cocalcproxy.routing.paths import normalize_base_url
 from cocalcproxy.routing.project import ProjectRouting, route_project
 from cocalcproxy.routing.types import Forward, Local, Named, Redirect, Reject
 
@@ -19,16 +21,30 @@ BASES = {
 }
 
 
-def project_base(base_url: str, project_id: str | None) -> bytes:
-    """B as SPEC §4 defines it: ``<base-url><project_id>/`` or ``<base-url>``."""
-    return (normalize_base_url(base_url) + (project_id + "/" if project_id else "")).encode()
+def project_config(base_url: str, project_id: str | None) -> ProjectConfig:
+    return ProjectConfig(common=CommonConfig(base_url=base_url), project_id=project_id)
 
 
 def test_project_base_definition() -> None:
-    assert project_base("/", PID) == f"/{PID}/".encode()
-    assert project_base("/foo", PID) == f"/foo/{PID}/".encode()
-    assert project_base("/foo/", None) == b"/foo/"
-    assert project_base("/", None) == b"/"
+    """B as SPEC §4 defines it (``ProjectConfig.base``, what the role routes under):
+    ``<base-url><project_id>/`` or ``<base-url>``."""
+    assert project_config("/", PID).base == f"/{PID}/"
+    assert project_config("/foo/", PID).base == f"/foo/{PID}/"
+    assert project_config("/foo/", None).base == "/foo/"
+    assert project_config("/", None).base == "/"
+
+
+@pytest.mark.parametrize("base_url, project_id, base", [
+    ("/foo", PID, f"/foo/{PID}/"),  # --base-url is normalised before B is built
+    ("//foo//bar", None, "/foo/bar/"),
+    ("", PID, f"/{PID}/"),
+])
+def test_project_base_from_the_command_line(base_url: str, project_id: str | None, base: str, monkeypatch) -> None:
+    monkeypatch.delenv("COCALC_PROJECT_ID", raising=False)
+    options = ProjectOptions()
+    args = ["--no-entry-points", "--base-url", base_url] + (["--project-id", project_id] if project_id else [])
+    options.parseOptions(args)
+    assert options.config().base == base
 
 
 @pytest.fixture(params=list(BASES.values()), ids=list(BASES))
