@@ -53,7 +53,7 @@ def transaction(db: Database, conn):
 class Admin:
     def __init__(self, db: Database, out=sys.stdout) -> None:
         self.db = db
-        self.conn = db.connect()
+        self.conn = db.connect("cocalcproxy-admin")
         self.out = out
 
     def q(self, sql: str, args=()):

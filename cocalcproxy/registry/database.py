@@ -69,12 +69,14 @@ class Database:
         return self.url
 
     # ----------------------------------------------------------- connections
-    def connect(self):
-        """A blocking DB-API connection (the admin tool, the LISTEN connection)."""
+    def connect(self, application: str = "cocalcproxy"):
+        """A blocking DB-API connection (the admin tool, the LISTEN connection);
+        ``application`` names it in the server's views and logs."""
         if self.postgres:
             import psycopg
 
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                   application_name=application)
         conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT, isolation_level=None)
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
@@ -87,11 +89,19 @@ class Database:
 
         if self.postgres:
             return adbapi.ConnectionPool("psycopg", self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                                         cp_reactor=reactor, cp_reconnect=True, cp_noisy=False, cp_min=1,
+                                         application_name="cocalcproxy hub", cp_reactor=reactor, cp_reconnect=True, cp_noisy=False, cp_min=1,
                                          cp_max=max_connections)
         return adbapi.ConnectionPool("sqlite3", self.path, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False,
                                      isolation_level=None, cp_reactor=reactor, cp_reconnect=True, cp_noisy=False,
                                      cp_min=1, cp_max=1, cp_openfun=_sqlite_open)
+
+    def connection_ok(self, conn) -> bool:
+        """Is this connection (from ``connect``) still usable?"""
+        if not self.postgres:
+            return True
+        from psycopg import pq
+
+        return conn.pgconn.status == pq.ConnStatus.OK
 
     def exists(self) -> bool:
         return self.postgres or os.path.exists(self.path)

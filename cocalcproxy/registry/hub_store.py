@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from twisted.enterprise.adbapi import ConnectionLost
+
 from ..auth.credentials import SESSION, Credential
 from ..auth.policy import Facts
 
@@ -39,12 +41,23 @@ class HubStore:
         self._touch = sql("UPDATE projects SET last_active = ? WHERE project_id = ?")
 
     def facts(self, credential: Credential, project_id: str):
-        self.queries += 1
-        return self.pool.runInteraction(self._facts, credential, project_id, self.clock.time())
+        return self._run(self._facts, credential, project_id, self.clock.time())
 
     def placement(self, project_id: str):
+        return self._run(self._placement, project_id)
+
+    def _run(self, interaction, *args):
+        """One interaction; once more if the pool found its connection dead (the
+        database restarted): the pool reconnects, the request need not fail."""
         self.queries += 1
-        return self.pool.runInteraction(self._placement, project_id)
+        d = self.pool.runInteraction(interaction, *args)
+
+        def again(failure):
+            failure.trap(ConnectionLost)
+            self.queries += 1
+            return self.pool.runInteraction(interaction, *args)
+
+        return d.addErrback(again)
 
     def touch(self, project_id: str):
         self.queries += 1

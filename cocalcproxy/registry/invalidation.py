@@ -42,6 +42,7 @@ class PostgresListener:
         self.on_payload = on_payload
         self.on_reset = on_reset
         self.conn = None
+        self.fd = -1  # the LISTEN socket, kept: libpq may close it before we hear of it
         self.delay = RETRY_FIRST
         self.retry = None
         self.running = False
@@ -64,7 +65,7 @@ class PostgresListener:
         d.addCallbacks(self._opened, self._failed)
 
     def _open(self):
-        conn = self.database.connect()
+        conn = self.database.connect("cocalcproxy hub (listen)")
         conn.execute(f"LISTEN {CHANNEL}")
         return conn
 
@@ -73,6 +74,11 @@ class PostgresListener:
             conn.close()
             return
         self.conn = conn
+        # Watch a duplicate of libpq's socket: libpq may close its own when the
+        # server goes away, and a closed number still registered with the
+        # reactor would be given to the next accepted connection, which then
+        # is never watched (a hung TLS handshake, seen when the server stopped).
+        self.fd = os.dup(conn.pgconn.socket)
         self.connected = True
         self.delay = RETRY_FIRST
         self.reactor.addReader(self)
@@ -95,6 +101,8 @@ class PostgresListener:
         if conn is not None:
             self.connected = False
             self.reactor.removeReader(self)
+            os.close(self.fd)
+            self.fd = -1
             try:
                 conn.close()
             except Exception:  # noqa: BLE001 - it is broken already
@@ -102,7 +110,7 @@ class PostgresListener:
 
     # ------------------------------------------------------ IReadDescriptor
     def fileno(self) -> int:
-        return self.conn.pgconn.socket if self.conn is not None else -1
+        return self.fd
 
     def doRead(self):
         pgconn = self.conn.pgconn
@@ -110,6 +118,10 @@ class PostgresListener:
             pgconn.consume_input()
         except Exception as e:  # noqa: BLE001 - psycopg.OperationalError: the server went away
             log.warn("lost the database change listener: {error}", error=str(e).strip())
+            self._lost()
+            return None
+        if not self.database.connection_ok(self.conn):
+            log.warn("lost the database change listener: the server closed the connection")
             self._lost()
             return None
         while True:

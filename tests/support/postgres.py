@@ -50,7 +50,9 @@ class PostgresServer:
         self._run(["initdb", "-D", self.data, "-U", self.user, "--auth=trust", "--encoding=UTF8", "--no-sync"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = ''\n"
-                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\n")
+                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\n"
+                    # every statement, with the connection's application name: tests count the hub's queries
+                    "log_statement = 'all'\nlog_line_prefix = '%m [%a] '\n")
         self.start()
         self._run(["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, database])
 
@@ -73,6 +75,20 @@ class PostgresServer:
     def close(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def statements(self, application: str) -> list[str]:
+        """The statements the connections named ``application`` have run so far."""
+        prefix = f"[{application}] LOG:  "
+        out = []
+        for line in self.log().splitlines():
+            if prefix not in line:
+                continue
+            text = line.split(prefix, 1)[1]
+            for kind in ("statement: ", "execute <unnamed>: ", "execute "):
+                if text.startswith(kind):
+                    out.append(text[len(kind):].split(": ", 1)[-1] if kind == "execute " else text[len(kind):])
+                    break
+        return out
 
     def log(self) -> str:
         try:
