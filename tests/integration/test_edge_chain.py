@@ -306,3 +306,22 @@ def test_the_hub_certificate_is_verified_and_an_unknown_ca_is_refused(chain):
     with pytest.raises(ssl.SSLCertVerificationError):
         conn.request("GET", "/healthz")
     conn.close()
+
+
+def test_a_base_url_prefixes_the_cookie_names_on_every_hop(tmp_path, app):
+    """``--base-url /cc/`` on all roles: paths pass unchanged, the session cookie is
+    ``%2Fccremember_me`` (CoCalc's naming) and the plain name is not accepted."""
+    c = Chain(tmp_path, base_url="/cc/")
+    try:
+        path = c.backend_url_path(app.port, "headers")
+        assert path.startswith("/cc/")
+        assert c.https("GET", path, cookie=f"remember_me={c.session}").status == 401
+        r = c.https("GET", path, cookie=f"%2Fccremember_me={c.session}; keep=1")
+        assert r.status == 200
+        headers = {k.lower(): v for k, v in r.json()["headers"]}
+        assert headers["cookie"] == "keep=1"
+        key = c.admin.new_secret("api_keys", c.owner, None)
+        assert c.https("GET", path, cookie=f"%2Fccapi_key={key}").status == 200
+        assert c.https("GET", "/cc/healthz").body == b"ok\n"
+    finally:
+        c.close()

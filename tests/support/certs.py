@@ -84,6 +84,30 @@ class TestPKI:
         key, cert = self._issue(names[0] if names else "server", sans)
         return self._write("server", key, [cert, self.ca_cert] if chain else [cert])
 
+    def intermediate_server(self) -> Pair:
+        """A server certificate signed by an intermediate CA; the file holds the
+        leaf and the intermediate (a client trusting only the root verifies it
+        only if the server sends the chain)."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ikey = ec.generate_private_key(ec.SECP256R1())
+        inter = (
+            x509.CertificateBuilder().subject_name(_name("intermediate")).issuer_name(self.ca_cert.subject)
+            .public_key(ikey.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = (
+            x509.CertificateBuilder().subject_name(_name("localhost")).issuer_name(inter.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(ikey, hashes.SHA256())
+        )
+        return self._write("chained", key, [leaf, inter])
+
     def client(self, cn: str = "hub") -> Pair:
         key, cert = self._issue(cn, [], client=True)
         return self._write("client", key, [cert])
