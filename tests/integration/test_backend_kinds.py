@@ -21,10 +21,10 @@ import pytest
 
 from tests.conftest import PROJECT_ID
 from tests.support.backends import HttpServerProcess, RecordingBackend, ScriptedBackend, simple_response
-from tests.support.client import get
-from tests.support.leaks import Baseline, remote_ports, wait_until
+from tests.support.leaks import Baseline, remote_ports
 from tests.support.procs import ProxyProcess, child_env, free_port, wait_for_port
-from tests.support.wire import Wire, connect, read_head, read_request_body, read_response
+from tests.support.waiting import wait_until
+from tests.support.wire import Wire, connect, get, read_head, read_request_body, read_response
 
 PID = PROJECT_ID.encode()
 

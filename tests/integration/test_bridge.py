@@ -25,10 +25,11 @@ from websockets.asyncio.client import connect as ws_connect_async
 from websockets.sync.client import connect as ws_connect
 
 from tests.support.backends import ScriptedBackend
-from tests.support.client import get, request
-from tests.support.leaks import Baseline, wait_until
+from tests.support.leaks import Baseline
 from tests.support.memory import RssSampler
 from tests.support.procs import ProxyProcess, free_port
+from tests.support.waiting import Stalled, wait_until
+from tests.support.wire import get, request
 
 MiB = 1 << 20
 
@@ -475,7 +476,9 @@ def test_slow_client_fast_target_stalls_the_target(bridge):
         sock, rest = raw_connect(p.port, rcvbuf=256 * 1024)
         try:
             assert wait_until(lambda: sent[0] >= 4 * MiB, 10), "the target never started"
-            stalled = _wait_stall(lambda: sent[0])
+            stall = Stalled(lambda: sent[0])
+            assert wait_until(stall, 30, interval=0.05), f"never stalled: {stall.value} bytes and counting"
+            stalled = stall.value
             assert stalled < 64 * MiB, f"target pushed {stalled >> 20} MiB into a client that reads nothing"
             growth = p.rss_kib() - before
             assert growth < 24 * 1024, f"proxy RSS grew {growth} KiB while the client stalled"
@@ -524,7 +527,9 @@ def test_fast_client_slow_target_stalls_the_client():
         threading.Thread(target=sender, daemon=True).start()
         try:
             assert wait_until(lambda: sent[0] >= 2 * MiB, 10)
-            stalled = _wait_stall(lambda: sent[0])
+            stall = Stalled(lambda: sent[0])
+            assert wait_until(stall, 30, interval=0.05), f"never stalled: {stall.value} bytes and counting"
+            stalled = stall.value
             assert stalled < 64 * MiB, f"client pushed {stalled >> 20} MiB towards a target that reads nothing"
             growth = p.rss_kib() - before
             assert growth < 24 * 1024, f"proxy RSS grew {growth} KiB while the target stalled"
@@ -534,20 +539,6 @@ def test_fast_client_slow_target_stalls_the_client():
         finally:
             release.set()
             sock.close()
-
-
-def _wait_stall(progress, quiet: float = 0.5, timeout: float = 30.0) -> int:
-    """Wait until ``progress()`` has not moved for ``quiet`` seconds; return its value."""
-    deadline = time.monotonic() + timeout
-    last, since = progress(), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = progress()
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return now
-    raise AssertionError(f"never stalled: {last} bytes and counting")
 
 
 def test_sigterm_says_going_away_and_exits():

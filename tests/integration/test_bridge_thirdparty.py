@@ -19,8 +19,8 @@ import pytest
 from websockify.websocket import WebSocket, WebSocketWantReadError
 
 from tests.support.backends import ScriptedBackend
-from tests.support.leaks import wait_until
 from tests.support.procs import ProxyProcess, free_port
+from tests.support.waiting import wait_until
 
 from .test_bridge import echo
 

@@ -20,8 +20,7 @@ from tests.conftest import PROJECT_ID
 from tests.support.backends import RecordingBackend, ScriptedBackend, read_head
 from tests.support.leaks import Baseline
 from tests.support.procs import free_port
-from tests.support.rawhttp import (RawAnswer, exchange, exchange_keepalive, http_get, parse_first_response,
-                                   read_response_bytes, read_until_closed)
+from tests.support.wire import Answer, connect, exchange, exchange_keepalive, http_get, parse_first_response
 from tests.support.watching import RESET, WatchingBackend
 
 B = f"/{PROJECT_ID}/"
@@ -49,7 +48,7 @@ def html_page(status: int, phrase: str, message: str) -> bytes:
     ).encode()
 
 
-def assert_clean_error(answer: RawAnswer, status: int, closed: bool = True) -> None:
+def assert_clean_error(answer: Answer, status: int, closed: bool = True) -> None:
     """An error page made by the proxy: status, HTML, no internals, and closing as it says."""
     assert answer.status == status, answer.raw[:500]
     assert answer.header(b"content-type") == b"text/html; charset=utf-8"
@@ -275,14 +274,14 @@ def test_bad_chunk_framing_all_at_once_is_400_and_backend_sees_nothing_whole(pro
 def test_bad_chunk_framing_after_forwarding_began_aborts_the_backend(project_proxy, case):
     watcher = WatchingBackend(reply=None)
     try:
-        with socket.create_connection(("127.0.0.1", project_proxy.port), timeout=5) as sock:
-            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        with connect(project_proxy.port, timeout=5) as c:
+            c.send(b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
                          % _target(watcher.port))
             assert watcher.first.wait(5)
             w = watcher.watched[1]
             assert w.head_event.wait(5) and w.head is not None  # the backend has the head: forwarding began
-            sock.sendall(BAD_CHUNKS[case])
-            raw, closed = read_until_closed(sock, 5)
+            c.send(BAD_CHUNKS[case])
+            raw, closed = c.read_until_closed(5)
         assert_clean_error(parse_first_response(raw, closed), 400)
         w = watcher.connection(1)
         assert w.end == RESET
@@ -294,11 +293,11 @@ def test_bad_chunk_framing_after_forwarding_began_aborts_the_backend(project_pro
 def test_client_closing_mid_body_aborts_the_backend(project_proxy):
     watcher = WatchingBackend(reply=None)
     try:
-        with socket.create_connection(("127.0.0.1", project_proxy.port), timeout=5) as sock:
-            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello" % _target(watcher.port))
+        with connect(project_proxy.port, timeout=5) as c:
+            c.send(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello" % _target(watcher.port))
             assert watcher.first.wait(5) and watcher.watched[1].head_event.wait(5)
-            sock.shutdown(socket.SHUT_WR)
-            raw, closed = read_until_closed(sock, 5)
+            c.sock.shutdown(socket.SHUT_WR)
+            raw, closed = c.read_until_closed(5)
         assert closed
         assert b"Traceback" not in raw
         assert watcher.connection(1).end == RESET
@@ -447,9 +446,9 @@ def test_backend_dying_mid_response_closes_the_client(project_proxy):
 
     b = ScriptedBackend(script)
     try:
-        with socket.create_connection(("127.0.0.1", project_proxy.port), timeout=5) as sock:
-            sock.sendall(http_get(f"{B}server/{b.port}/", close=False))
-            raw, closed = read_until_closed(sock, 5)
+        with connect(project_proxy.port, timeout=5) as c:
+            c.send(http_get(f"{B}server/{b.port}/", close=False))
+            raw, closed = c.read_until_closed(5)
         assert closed
         assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
         assert raw.endswith(b"\r\n\r\nhello")  # the truncation is visible: 5 of 10 bytes, then close
@@ -461,13 +460,13 @@ def test_backend_dying_mid_response_closes_the_client(project_proxy):
 
 
 def test_not_found_keeps_the_connection(project_proxy):
-    with socket.create_connection(("127.0.0.1", project_proxy.port), timeout=5) as sock:
+    with connect(project_proxy.port, timeout=5) as c:
         for _ in range(2):
-            sock.sendall(http_get(f"{B}nothing/", close=False))
-            answer = parse_first_response(*read_response_bytes(sock, 5))
+            c.send(http_get(f"{B}nothing/", close=False))
+            answer = parse_first_response(*c.read_framed(5))
             assert answer.status == 404 and answer.header(b"connection") is None
-        sock.sendall(http_get(f"{B}healthz", close=False))
-        assert parse_first_response(*read_response_bytes(sock, 5)).status == 200
+        c.send(http_get(f"{B}healthz", close=False))
+        assert parse_first_response(*c.read_framed(5)).status == 200
 
 
 def test_error_for_request_with_unread_body_closes(project_proxy):
@@ -485,9 +484,9 @@ def test_connect_refused_502_says_so_and_closes_as_it_says(project_proxy):
 def test_pipelined_request_after_a_rejected_one_is_served(project_proxy):
     raw = (http_get(f"{B}server/80/../x", close=False) + http_get(f"{B}nothing/", close=False)
            + http_get(f"{B}healthz"))
-    with socket.create_connection(("127.0.0.1", project_proxy.port), timeout=5) as sock:
-        sock.sendall(raw)
-        data, closed = read_until_closed(sock, 5)
+    with connect(project_proxy.port, timeout=5) as c:
+        c.send(raw)
+        data, closed = c.read_until_closed(5)
     statuses = [int(status) for status in re.findall(rb"(?:^|\n)HTTP/1\.1 (\d{3}) ", data)]
     assert statuses == [400, 404, 200]
     assert closed and data.endswith(b"\r\n\r\nok\n")

@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import PROJECT_ID
 from tests.support.backends import Recorded, RecordingBackend, simple_response
-from tests.support.client import Answer, RawClient
 from tests.support.procs import ProxyProcess
+from tests.support.wire import Answer, connect
 
 B = f"/{PROJECT_ID}/"
 CONTEXT_NAMES = (b"x-forwarded-context", b"x-proxycontextpath", b"x-forwarded-prefix")
@@ -48,9 +48,9 @@ def through(proxy: ProxyProcess, backend: RecordingBackend, path: str, headers: 
             host: bytes = b"app.example.test") -> tuple[Answer, Recorded]:
     """One keep-alive GET through ``proxy``: (the client's answer, what the backend saw)."""
     lines = [b"GET " + path.encode() + b" HTTP/1.1", b"Host: " + host] + [k + b": " + v for k, v in headers]
-    with RawClient(proxy.port) as c:
+    with connect(proxy.port) as c:
         c.send(b"\r\n".join(lines) + b"\r\n\r\n")
-        answer = c.read_response()
+        answer = c.read_answer()
     seen = backend.wait_requests(1)
     assert len(seen) == 1, "the backend did not get the request"
     return answer, seen[0]

@@ -10,8 +10,9 @@ import time
 import pytest
 
 from tests.support.backends import ScriptedBackend, read_head
-from tests.support.client import RawClient
 from tests.support.procs import ProxyProcess, free_port, run_twistd
+from tests.support.waiting import wait_until
+from tests.support.wire import connect
 
 PROJECT_OPTIONS = [
     "--listen", "--base-url", "--connect-timeout", "--header-timeout", "--idle-timeout", "--max-header-bytes",
@@ -78,6 +79,14 @@ def test_port_in_use_is_a_clear_startup_error():
     assert "Traceback" not in output
 
 
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_sigterm_lets_in_flight_response_finish_then_exits():
     release = threading.Event()
 
@@ -90,24 +99,16 @@ def test_sigterm_lets_in_flight_response_finish_then_exits():
     backend = ScriptedBackend(slow)
     proxy = ProxyProcess("project", ["--drain-timeout", "10"])
     try:
-        with RawClient(proxy.port) as c:
+        with connect(proxy.port) as c:
             c.send(f"GET /port/{backend.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            first = c.sock.recv(65536)
+            first = c.read_some()
             assert first.endswith(b"first")
             proxy.proc.send_signal(signal.SIGTERM)
             # new connections are refused once the listener has stopped
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", proxy.port), timeout=0.5).close()
-                except OSError:
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("listener still accepting after SIGTERM")
+            assert wait_until(lambda: not accepts(proxy.port), 5, 0.05), "listener still accepting after SIGTERM"
             assert proxy.proc.poll() is None  # still finishing the in-flight response
             release.set()
-            rest = c.read_until_close()
+            rest = c.read_to_eof()
             assert (first + rest).endswith(b"first-half")
         assert proxy.proc.wait(10) in (0, -signal.SIGTERM)  # twistd re-raises the signal after a clean stop
     finally:
@@ -117,22 +118,29 @@ def test_sigterm_lets_in_flight_response_finish_then_exits():
 
 
 def test_sigterm_cuts_connections_after_drain_timeout():
+    """Real-time smoke test; the drain's timing is on a fake clock in
+    tests/twisted/test_front.py (test_drain_*)."""
+    asked, release = threading.Event(), threading.Event()
+
     def never_answers(conn, number):
         read_head(conn)
-        time.sleep(8)
+        asked.set()
+        release.wait(10)
 
     backend = ScriptedBackend(never_answers)
     proxy = ProxyProcess("project", ["--drain-timeout", "0.5"])
     try:
-        with RawClient(proxy.port) as c:
+        with connect(proxy.port) as c:
             c.send(f"GET /port/{backend.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            time.sleep(0.3)
+            assert asked.wait(5)  # the exchange is in flight
             started = time.monotonic()
             proxy.proc.send_signal(signal.SIGTERM)
-            assert c.is_closed(timeout=5)
+            assert c.closed_within(5)
+            cut_after = time.monotonic() - started
             assert proxy.proc.wait(10) in (0, -signal.SIGTERM)  # twistd re-raises the signal after a clean stop
-            assert time.monotonic() - started < 5
+            assert 0.45 <= cut_after < 5  # cut at --drain-timeout, not at once and not never
     finally:
+        release.set()
         proxy.stop()
         backend.close()
 
@@ -157,16 +165,13 @@ def test_sighup_keeps_the_process_and_its_connections():
     """SIGHUP reloads (SPEC §2); it never ends the process or drops a connection."""
     proxy = ProxyProcess("project", [])
     try:
-        with RawClient(proxy.port) as c:
+        with connect(proxy.port) as c:
             c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert c.read_response().status == 200
+            assert c.read_answer().status == 200
             proxy.proc.send_signal(signal.SIGHUP)
-            deadline = time.monotonic() + 5
-            while "SIGHUP" not in proxy.log_text() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert "SIGHUP" in proxy.log_text()
+            assert wait_until(lambda: "SIGHUP" in proxy.log_text(), 5, 0.05), proxy.log_text()[-2000:]
             assert proxy.proc.poll() is None
             c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # the same keep-alive connection
-            assert c.read_response().status == 200
+            assert c.read_answer().status == 200
     finally:
         proxy.stop()

@@ -15,9 +15,11 @@ import pytest
 
 from tests.conftest import PROJECT_ID
 from tests.support.backends import ScriptedBackend, read_head
-from tests.support.leaks import Baseline, wait_until
+from tests.support.leaks import Baseline
 from tests.support.procs import ProxyProcess
-from tests.support.rawhttp import exchange, http_get, parse_first_response, read_response_bytes, read_until_closed
+from tests.support.waiting import wait_until
+from tests.support.wire import Wire, exchange, http_get, parse_first_response
+from tests.support.wire import connect as wire_connect
 
 B = f"/{PROJECT_ID}/"
 TIMEOUT = 0.5  # --header-timeout, --idle-timeout and --connect-timeout of the small proxy
@@ -60,8 +62,8 @@ def request_line_of(length: int) -> bytes:
     return bare.replace(b"/ HTTP", b"/" + b"a" * (length - len(bare)) + b" HTTP")
 
 
-def connect(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=5)
+def connect(port: int) -> Wire:
+    return wire_connect(port, timeout=5)
 
 
 # ------------------------------------------------------------------ 414 / 431
@@ -80,9 +82,9 @@ def test_414_is_checked_before_431(small, no_leaks):
 
 
 def test_414_without_waiting_for_the_end_of_the_line(small, no_leaks):
-    with connect(small.port) as sock:
-        sock.sendall(request_line_of(9000))  # no CRLF: the line is not finished
-        raw, closed = read_until_closed(sock, 3)
+    with connect(small.port) as c:
+        c.send(request_line_of(9000))  # no CRLF: the line is not finished
+        raw, closed = c.read_until_closed(3)
     answer = parse_first_response(raw, closed)
     assert answer.status == 414 and answer.closed
 
@@ -95,12 +97,12 @@ def test_request_line_boundary_8192(project_proxy):
 
 
 def test_request_line_of_8192_split_between_cr_and_lf_is_not_414(project_proxy):
-    with connect(project_proxy.port) as sock:
-        sock.sendall(request_line_of(8192) + b"\r")
+    with connect(project_proxy.port) as c:
+        c.send(request_line_of(8192) + b"\r")
         assert wait_until(lambda: project_proxy.tcp_connections() >= 1, 2)
         time.sleep(0.1)  # let the proxy read the lone CR on its own
-        sock.sendall(b"\nHost: x\r\nConnection: close\r\n\r\n")
-        raw, closed = read_until_closed(sock, 5)
+        c.send(b"\nHost: x\r\nConnection: close\r\n\r\n")
+        raw, closed = c.read_until_closed(5)
     assert parse_first_response(raw, closed).status == 404
 
 
@@ -112,9 +114,9 @@ def test_request_line_under_8k_but_over_head_limit_is_431(small, no_leaks):
 def test_head_boundary_at_max_header_bytes(small, no_leaks):
     at_limit = padded_request(SMALL_HEAD)
     assert len(at_limit) == SMALL_HEAD
-    with connect(small.port) as sock:
-        sock.sendall(at_limit)
-        answer = parse_first_response(*read_response_bytes(sock, 5))
+    with connect(small.port) as c:
+        c.send(at_limit)
+        answer = parse_first_response(*c.read_framed(5))
         assert (answer.status, answer.body) == (200, b"ok\n")
     over = exchange(small.port, padded_request(SMALL_HEAD + 1))
     assert over.status == 431
@@ -124,17 +126,17 @@ def test_head_boundary_at_max_header_bytes(small, no_leaks):
 
 
 def test_431_without_waiting_for_the_end_of_the_head(small, no_leaks):
-    with connect(small.port) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-H: 1234567890\r\n" * 300)  # no empty line
-        raw, closed = read_until_closed(sock, 3)
+    with connect(small.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-H: 1234567890\r\n" * 300)  # no empty line
+        raw, closed = c.read_until_closed(3)
     answer = parse_first_response(raw, closed)
     assert answer.status == 431 and answer.closed
 
 
 def test_default_head_limit_is_64k(project_proxy):
-    with connect(project_proxy.port) as sock:
-        sock.sendall(padded_request(65536))
-        assert parse_first_response(*read_response_bytes(sock, 5)).status == 200
+    with connect(project_proxy.port) as c:
+        c.send(padded_request(65536))
+        assert parse_first_response(*c.read_framed(5)).status == 200
     assert exchange(project_proxy.port, padded_request(65537)).status == 431
 
 
@@ -142,10 +144,10 @@ def test_default_head_limit_is_64k(project_proxy):
 
 
 def test_half_a_head_gets_408_and_close(small, no_leaks):
-    with connect(small.port) as sock:
+    with connect(small.port) as c:
         started = time.monotonic()
-        sock.sendall(b"GET " + B.encode() + b"healthz HTTP/1.1\r\nHost: x\r\n")
-        raw, closed = read_until_closed(sock, 5)
+        c.send(b"GET " + B.encode() + b"healthz HTTP/1.1\r\nHost: x\r\n")
+        raw, closed = c.read_until_closed(5)
         elapsed = time.monotonic() - started
     answer = parse_first_response(raw, closed)
     assert answer.status == 408
@@ -155,13 +157,13 @@ def test_half_a_head_gets_408_and_close(small, no_leaks):
 
 
 def test_half_a_second_head_on_a_keep_alive_connection_gets_408(small, no_leaks):
-    with connect(small.port) as sock:
-        sock.sendall(http_get(f"{B}healthz", close=False))
-        assert parse_first_response(*read_response_bytes(sock, 5)).status == 200
+    with connect(small.port) as c:
+        c.send(http_get(f"{B}healthz", close=False))
+        assert parse_first_response(*c.read_framed(5)).status == 200
         time.sleep(TIMEOUT / 3)  # idle for a while, but not too long
-        sock.sendall(b"GET " + B.encode() + b"healthz HTTP/1.1\r\n")
+        c.send(b"GET " + B.encode() + b"healthz HTTP/1.1\r\n")
         started = time.monotonic()
-        raw, closed = read_until_closed(sock, 5)
+        raw, closed = c.read_until_closed(5)
         elapsed = time.monotonic() - started
     answer = parse_first_response(raw, closed)
     assert answer.status == 408 and answer.closed
@@ -169,9 +171,9 @@ def test_half_a_second_head_on_a_keep_alive_connection_gets_408(small, no_leaks)
 
 
 def test_silent_client_is_closed(small, no_leaks):
-    with connect(small.port) as sock:
+    with connect(small.port) as c:
         started = time.monotonic()
-        raw, closed = read_until_closed(sock, 5)
+        raw, closed = c.read_until_closed(5)
         elapsed = time.monotonic() - started
     assert closed
     assert TIMEOUT * 0.9 <= elapsed < TIMEOUT + 2
@@ -181,21 +183,21 @@ def test_silent_client_is_closed(small, no_leaks):
 
 def test_dripping_a_head_does_not_extend_the_header_timeout(small, no_leaks):
     head = b"GET " + B.encode() + b"healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 200
-    with connect(small.port) as sock:
+    with connect(small.port) as c:
         started = time.monotonic()
         closed = False
         for byte in head:
             try:
-                sock.sendall(bytes([byte]))
+                c.send(bytes([byte]))
             except (BrokenPipeError, ConnectionResetError):
                 closed = True
                 break
-            sock.settimeout(0.02)
+            c.sock.settimeout(0.02)
             try:
-                data = sock.recv(65536)
+                data = c.sock.recv(65536)
             except socket.timeout:
                 continue
-            raw, closed = read_until_closed(sock, 2)
+            raw, closed = c.read_until_closed(2)
             assert parse_first_response(data + raw, closed).status == 408
             break
         elapsed = time.monotonic() - started
@@ -212,12 +214,12 @@ def test_slow_body_is_not_a_header_timeout(small, no_leaks):
 
     backend = ScriptedBackend(answer_after_body)
     try:
-        with connect(small.port) as sock:
-            sock.sendall(b"POST %sserver/%d/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"
+        with connect(small.port) as c:
+            c.send(b"POST %sserver/%d/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"
                          % (B.encode(), backend.port))
             time.sleep(TIMEOUT * 2.5)  # longer than both timeouts, in the middle of the body
-            sock.sendall(b"world")
-            answer = parse_first_response(*read_response_bytes(sock, 5))
+            c.send(b"world")
+            answer = parse_first_response(*c.read_framed(5))
         assert (answer.status, answer.body) == (200, b"helloworld")
     finally:
         backend.close()
@@ -227,22 +229,22 @@ def test_slow_body_is_not_a_header_timeout(small, no_leaks):
 
 
 def test_idle_keep_alive_connection_closed_after_a_response(small, no_leaks):
-    with connect(small.port) as sock:
-        sock.sendall(http_get(f"{B}healthz", close=False))
-        answer = parse_first_response(*read_response_bytes(sock, 5))
+    with connect(small.port) as c:
+        c.send(http_get(f"{B}healthz", close=False))
+        answer = parse_first_response(*c.read_framed(5))
         assert answer.status == 200 and answer.header(b"connection") is None
         started = time.monotonic()
-        raw, closed = read_until_closed(sock, 5)
+        raw, closed = c.read_until_closed(5)
         elapsed = time.monotonic() - started
     assert closed and raw == b""  # closed quietly: no 408 after a served request
     assert TIMEOUT * 0.9 <= elapsed < TIMEOUT + 2
 
 
 def test_keep_alive_connection_reused_within_idle_timeout(small, no_leaks):
-    with connect(small.port) as sock:
+    with connect(small.port) as c:
         for _ in range(3):
-            sock.sendall(http_get(f"{B}healthz", close=False))
-            assert parse_first_response(*read_response_bytes(sock, 5)).status == 200
+            c.send(http_get(f"{B}healthz", close=False))
+            assert parse_first_response(*c.read_framed(5)).status == 200
             time.sleep(TIMEOUT / 3)
 
 
@@ -251,15 +253,15 @@ def test_slow_backend_is_not_cut_by_client_timeouts(small, no_leaks):
         read_head(conn)
         time.sleep(TIMEOUT * 2.5)
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
-        read_until_closed(conn, 5)
+        Wire(conn, 5).read_until_closed(5)
 
     backend = ScriptedBackend(slow)
     try:
-        with connect(small.port) as sock:
-            sock.sendall(http_get(f"{B}server/{backend.port}/", close=False))
-            answer = parse_first_response(*read_response_bytes(sock, 5))
+        with connect(small.port) as c:
+            c.send(http_get(f"{B}server/{backend.port}/", close=False))
+            answer = parse_first_response(*c.read_framed(5))
             assert (answer.status, answer.body) == (200, b"slow")
-            raw, closed = read_until_closed(sock, 5)  # then the idle timeout applies
+            raw, closed = c.read_until_closed(5)  # then the idle timeout applies
             assert closed and raw == b""
     finally:
         backend.close()
@@ -302,19 +304,19 @@ def test_connect_timeout_is_504(small, no_leaks):
 # ------------------------------------------------------------------ max connections
 
 
-def healthz_on(sock: socket.socket) -> int:
-    sock.sendall(http_get(f"{B}healthz", close=False))
-    return parse_first_response(*read_response_bytes(sock, 5)).status
+def healthz_on(c: Wire) -> int:
+    c.send(http_get(f"{B}healthz", close=False))
+    return parse_first_response(*c.read_framed(5)).status
 
 
 def refused_at_accept(port: int) -> bool:
     """True if the proxy closes a new connection without answering a request on it."""
-    with connect(port) as sock:
+    with connect(port) as c:
         try:
-            sock.sendall(http_get(f"{B}healthz", close=False))
+            c.send(http_get(f"{B}healthz", close=False))
         except (BrokenPipeError, ConnectionResetError):
             return True
-        raw, closed = read_until_closed(sock, 3)
+        raw, closed = c.read_until_closed(3)
     return closed and raw == b""
 
 
@@ -323,30 +325,31 @@ def test_max_connections(capped):
     assert wait_until(lambda: capped.tcp_connections() == 0, 5)
     first = [connect(capped.port) for _ in range(3)]
     try:
-        for sock in first:
-            assert healthz_on(sock) == 200
+        for c in first:
+            assert healthz_on(c) == 200
         assert refused_at_accept(capped.port)
         assert refused_at_accept(capped.port)
-        for sock in first:  # the admitted ones keep working
-            assert healthz_on(sock) == 200
+        for c in first:  # the admitted ones keep working
+            assert healthz_on(c) == 200
         first.pop().close()
         # the proxy notices the close asynchronously; then exactly one new connection fits
-        deadline = time.monotonic() + 5
-        while True:
-            sock = connect(capped.port)
+
+        def admitted() -> bool:
+            c = connect(capped.port)
             try:
-                if healthz_on(sock) == 200:
-                    first.append(sock)
-                    break
+                if healthz_on(c) == 200:
+                    first.append(c)
+                    return True
             except (AssertionError, OSError):
                 pass
-            sock.close()
-            assert time.monotonic() < deadline, "no new connection admitted after one closed"
-            time.sleep(0.05)
+            c.close()
+            return False
+
+        assert wait_until(admitted, 5, 0.05), "no new connection admitted after one closed"
         assert refused_at_accept(capped.port)
     finally:
-        for sock in first:
-            sock.close()
+        for c in first:
+            c.close()
     assert wait_until(lambda: capped.tcp_connections() == 0, 5)
 
 
@@ -355,9 +358,9 @@ def test_max_connections(capped):
 
 @pytest.mark.parametrize("method", [b"GET", b"HEAD"])
 def test_healthz(small, method):
-    with connect(small.port) as sock:
-        sock.sendall(http_get(f"{B}healthz?probe=1", method=method, close=False))
-        raw, _ = read_until_closed(sock, 0.3) if method == b"HEAD" else read_response_bytes(sock, 5)
+    with connect(small.port) as c:
+        c.send(http_get(f"{B}healthz?probe=1", method=method, close=False))
+        raw, _ = c.read_until_closed(0.3) if method == b"HEAD" else c.read_framed(5)
     expected_head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n"
     assert raw.startswith(expected_head)
     assert raw.endswith(b"\r\n\r\n" if method == b"HEAD" else b"\r\n\r\nok\n")

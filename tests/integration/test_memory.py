@@ -20,10 +20,9 @@ import pytest
 
 from tests.conftest import PROJECT_ID
 from tests.support.backends import ScriptedBackend, simple_response
-from tests.support.client import get
 from tests.support.memory import RssSampler
 from tests.support.procs import ProxyProcess
-from tests.support.wire import Wire, connect, iter_chunks, read_head, read_response
+from tests.support.wire import Wire, connect, get, iter_chunks, read_head, read_response
 
 pytestmark = pytest.mark.slow
 

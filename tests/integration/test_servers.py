@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import RecordingBackend
-from tests.support.client import get, request
 from tests.support.procs import REPO, ProxyProcess, free_port
+from tests.support.waiting import wait_until
+from tests.support.wire import get, request
 
 CONFIG = str(REPO / "tests" / "support" / "servers_config.py")
 
@@ -32,15 +33,6 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def wait_until(cond, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pids(state: Path, name: str) -> list[int]:
@@ -195,14 +187,14 @@ def test_websocket_to_named_server_over_tcp_and_unix_socket(env, name):
         assert ws.recv(timeout=10) == "hello " + name
         ws.send(b"\x00\x01binary")
         assert ws.recv(timeout=10) == b"\x00\x01binary"
-    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity from WebSocket frames")
+    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity from WebSocket frames"
 
 
 # --------------------------------------------------------------- lifecycle
 def test_server_that_exits_is_restarted_on_next_request(env):
     proxy, state, _ = env
     first = body_json(get(proxy.port, "/once/"))["pid"]
-    wait_until(lambda: not alive(first), what="the one-shot server to exit")
+    assert wait_until(lambda: not alive(first), 10), "timed out waiting for the one-shot server to exit"
     second = body_json(get(proxy.port, "/once/"))["pid"]
     assert second != first
     assert pids(state, "once") == [first, second]
@@ -216,7 +208,7 @@ def test_never_ready_gives_504_and_is_killed(env):
     assert b"never" in answer.body
     assert 1.3 < time.monotonic() - started < 6
     [pid] = pids(state, "never")
-    wait_until(lambda: not alive(pid), timeout=5, what="the never-ready server to be killed")
+    assert wait_until(lambda: not alive(pid), 5), "timed out waiting for the never-ready server to be killed"
 
 
 def test_crash_on_start_gives_502_at_once(env):
@@ -278,7 +270,7 @@ def test_raw_socket_server_bridged_to_websocket(env):
         _set_old(activity)
         ws.send(b"more")
         assert ws.recv(timeout=10) == b"more"
-    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity from bridged WebSocket frames")
+    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity from bridged WebSocket frames"
 
 
 # -------------------------------------------------------------- management
@@ -356,18 +348,18 @@ def test_rewrite_response(env):
 
 
 def test_rewrite_of_chunked_responses_keeps_the_connection(env):
-    from tests.support.client import RawClient
+    from tests.support.wire import connect
 
     proxy, _, _ = env
-    with RawClient(proxy.port) as c:
+    with connect(proxy.port) as c:
         for _ in range(2):  # keep-alive: the rewritten response is framed with Content-Length
             c.send(b"GET /extrewrite/chunked HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = c.read_response()
+            answer = c.read_answer()
             assert answer.status == 200 and answer.body == b'{"PID": 1}'
             assert answer.header(b"content-length") == b"10" and answer.header(b"transfer-encoding") is None
             assert answer.header(b"x-rewritten") == b"yes /chunked" and answer.header(b"x-up") == b"1"
         c.send(b"GET /extrewrite/empty HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = c.read_response()
+        answer = c.read_answer()
         assert answer.status == 204 and answer.header(b"x-rewritten") is None  # 204 passes unchanged
     old = request(proxy.port, b"GET /extrewrite/chunked HTTP/1.0\r\nHost: x\r\n\r\n")
     assert old.status == 200 and old.body == b'{"PID": 1}'
@@ -397,7 +389,7 @@ def test_activity_file_touched_by_proxied_requests(env, external):
         time.sleep(1.05)  # the file is touched at most once a second
         _set_old(activity)
         assert get(proxy.port, path).status == 200
-        wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what=f"activity file touch for {path}")
+        assert wait_until(lambda: _mtime(activity) > 1000000, 3), f"activity file touch for {path}"
 
 
 def test_activity_not_touched_by_errors_or_quiet_servers(env):
@@ -415,7 +407,7 @@ def test_activity_not_touched_by_errors_or_quiet_servers(env):
     time.sleep(0.2)
     assert _mtime(activity) == 1000000
     assert get(proxy.port, "/picky/").status == 200  # callable says yes for GET
-    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity file touch")
+    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity file touch"
 
 
 def test_activity_file_at_most_once_a_second(env):
@@ -424,7 +416,7 @@ def test_activity_file_at_most_once_a_second(env):
     time.sleep(1.05)
     _set_old(activity)
     assert get(proxy.port, "/pyhttp/").status == 200
-    wait_until(lambda: _mtime(activity) > 1000000, timeout=3, what="activity file touch")
+    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity file touch"
     _set_old(activity)
     assert get(proxy.port, "/pyhttp/").status == 200  # within the same second: not touched again
     time.sleep(0.1)
@@ -447,7 +439,7 @@ def test_fixed_port_taken_by_another_program_is_502_and_it_gets_nothing(tmp_path
         assert "not started" in proxy.log_text()
         assert "started pid" not in proxy.log_text()
         squatter.close()  # the program goes away: the next request starts the server
-        wait_until(lambda: get(proxy.port, "/squatted/").status == 200, timeout=15, what="start after the port is free")
+        assert wait_until(lambda: get(proxy.port, "/squatted/").status == 200, 15), "start after the port is free"
     finally:
         proxy.stop()
         squatter.close()
@@ -486,4 +478,4 @@ def test_sigkill_of_the_proxy_still_leaves_no_child(tmp_path):
         assert alive(toy)
     finally:
         proxy.stop(signal.SIGKILL)
-    wait_until(lambda: not alive(toy), timeout=5, what="the server to die with its proxy")
+    assert wait_until(lambda: not alive(toy), 5), "timed out waiting for the server to die with its proxy"

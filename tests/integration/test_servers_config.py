@@ -13,8 +13,9 @@ import os
 
 import pytest
 
-from tests.support.client import get
 from tests.support.procs import REPO, ProxyProcess, run_twistd
+from tests.support.waiting import wait_until
+from tests.support.wire import get
 
 EP_PATH = str(REPO / "tests" / "support" / "entrypoints")
 EP_ENV = {"PYTHONPATH": f"{REPO}{os.pathsep}{EP_PATH}"}
@@ -137,7 +138,6 @@ def test_base_url_with_project_id(tmp_path, make_proxy):
 
 def test_sighup_reloads_servers(tmp_path, make_proxy):
     import signal
-    import time
 
     def write(servers):
         cfg.write_text(json.dumps({"servers": servers}))
@@ -146,12 +146,6 @@ def test_sighup_reloads_servers(tmp_path, make_proxy):
         return {"command": ["python3", "-m", "tests.support.toy_server", "--port", "{port}"],
                 "environment": {"TOY_WHO": who}, "timeout": 20}
 
-    def until(cond, what):
-        deadline = time.monotonic() + 10
-        while not cond():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
-
     cfg = tmp_path / "servers.json"
     write({"old": toy("old"), "kept": toy("v1")})
     proxy = make_proxy("--config", str(cfg), "--no-entry-points", "--kill-grace", "1")
@@ -159,19 +153,19 @@ def test_sighup_reloads_servers(tmp_path, make_proxy):
     kept_pid = json.loads(get(proxy.port, "/kept/").body)["pid"]
     write({"new": toy("new"), "kept": toy("v2")})
     proxy.proc.send_signal(signal.SIGHUP)
-    until(lambda: get(proxy.port, "/new/").status == 200, "the new server after SIGHUP")
+    assert wait_until(lambda: get(proxy.port, "/new/").status == 200, 10, 0.05), "the new server after SIGHUP"
     assert json.loads(get(proxy.port, "/new/").body)["env"]["TOY_WHO"] == "new"
     assert get(proxy.port, "/old/").status == 404
-    until(lambda: not os.path.exists(f"/proc/{old_pid}") or "Z" in open(f"/proc/{old_pid}/stat").read().split()[2],
-          "the removed server to be stopped")
+    assert wait_until(lambda: not os.path.exists(f"/proc/{old_pid}")
+                      or "Z" in open(f"/proc/{old_pid}/stat").read().split()[2], 10, 0.05), "the removed server stopped"
     kept = json.loads(get(proxy.port, "/kept/").body)
     assert kept["pid"] == kept_pid and kept["env"]["TOY_WHO"] == "v1"  # not interrupted by the reload
-    from tests.support.client import request
+    from tests.support.wire import request
 
     assert request(proxy.port, b"DELETE /server-proxy/api/servers/kept HTTP/1.1\r\nHost: x\r\n\r\n").status == 204
     assert json.loads(get(proxy.port, "/kept/").body)["env"]["TOY_WHO"] == "v2"  # the next start uses the new options
     cfg.write_text("{broken")
     proxy.proc.send_signal(signal.SIGHUP)
-    until(lambda: "config not reloaded" in proxy.log_text(), "the reload error in the log")
+    assert wait_until(lambda: "config not reloaded" in proxy.log_text(), 10, 0.05), "the reload error in the log"
     assert get(proxy.port, "/new/").status == 200  # a broken file changes nothing
     assert proxy.proc.poll() is None

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import PROJECT_ID
 from tests.support.backends import HttpServerProcess
-from tests.support.client import RawClient, get
+from tests.support.wire import connect, get
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,11 @@ def test_trailing_slash_redirect_keeps_query(project_proxy, http_server):
 
 
 def test_keep_alive_two_backends_one_connection(project_proxy, http_server, backend):
-    with RawClient(project_proxy.port) as c:
+    with connect(project_proxy.port) as c:
         c.send(f"GET /{PROJECT_ID}/server/{http_server.port}/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        first = c.read_response()
+        first = c.read_answer()
         c.send(f"GET /{PROJECT_ID}/server/{backend.port}/other HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        second = c.read_response()
+        second = c.read_answer()
     assert (first.status, first.body) == (200, b"hello world\n")
     assert (second.status, second.body) == (200, b"ok")
     assert backend.requests[0].target == b"/other"

@@ -20,15 +20,16 @@ import pytest
 
 from tests.conftest import PROJECT_ID
 from tests.support.backends import ScriptedBackend, read_head, simple_response
-from tests.support.client import get
-from tests.support.leaks import Baseline, wait_until
+from tests.support.leaks import Baseline
 from tests.support.procs import ProxyProcess, free_port
 from tests.support.raw_backends import RawRecordingBackend
+from tests.support.waiting import wait_until
 from tests.support.wire import (
     Wire,
     connect,
     decode_chunked,
     encode_chunked,
+    get,
     iter_chunks,
     read_request_body,
     read_response,

@@ -20,10 +20,9 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import PROJECT_ID
 from tests.support.backends import ScriptedBackend, read_head
-from tests.support.client import get
 from tests.support.leaks import Baseline
 from tests.support.procs import ProxyProcess
-from tests.support.wire import Wire, connect, read_response
+from tests.support.wire import Wire, connect, get, read_response
 from tests.support.wire import read_head as wire_read_head
 from tests.support.wsecho import SERVER_ABORT, SERVER_CLOSE, SERVER_CLOSE_CODE, WebSocketEchoServer
 

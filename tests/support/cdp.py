@@ -18,6 +18,8 @@ import time
 
 from websockets.sync.client import connect
 
+from .waiting import wait_until
+
 
 def find_chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
@@ -37,19 +39,22 @@ class Browser:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         port_file = os.path.join(self.profile, "DevToolsActivePort")
-        deadline = time.monotonic() + timeout
-        while True:
+        found: list[str] = []
+
+        def devtools_port() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"chromium exited with {self.proc.returncode}")
             try:
                 with open(port_file) as f:
-                    port, path = f.read().split()[:2]
-                break
-            except (OSError, ValueError):
-                if time.monotonic() > deadline:
-                    self.close()
-                    raise TimeoutError("chromium did not open its DevTools port")
-                time.sleep(0.05)
+                    found[:] = f.read().split()[:2]
+            except OSError:
+                return False
+            return len(found) == 2
+
+        if not wait_until(devtools_port, timeout, 0.05):
+            self.close()
+            raise TimeoutError("chromium did not open its DevTools port")
+        port, path = found
         self.ws = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=timeout).__enter__()
         self.ids = itertools.count(1)
         self.events: list[dict] = []
@@ -124,17 +129,18 @@ class Page:
 
     def wait_for(self, expression: str, timeout: float = 20.0):
         """Poll ``expression`` until it is truthy; return its value."""
-        deadline = time.monotonic() + timeout
-        while True:
+        value: list = [None]
+
+        def truthy():
             try:
-                value = self.evaluate(expression)
+                value[0] = self.evaluate(expression)
             except RuntimeError:
-                value = None
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"never true: {expression}")
-            time.sleep(0.05)
+                value[0] = None
+            return value[0]
+
+        if not wait_until(truthy, timeout, 0.05):
+            raise TimeoutError(f"never true: {expression}")
+        return value[0]
 
     def click(self, selector: str) -> None:
         """A real mouse click (a user gesture, so target=_blank may open a tab)."""

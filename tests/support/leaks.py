@@ -1,22 +1,12 @@
-"""Polling helpers: wait for a condition with a deadline, and check that the
-proxy holds no connections or file descriptors beyond a baseline."""
+"""Leak checks: the proxy holds no connections or file descriptors beyond a
+baseline (polled with ``waiting.wait_until``)."""
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
-
-def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` passes; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return bool(predicate())
-        time.sleep(interval)
+from .waiting import wait_until
 
 
 @dataclass

@@ -14,8 +14,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from .waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TWISTD = str(Path(sys.executable).with_name("twistd"))
@@ -59,16 +60,19 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until something accepts on ``host:port``; RuntimeError at once if ``proc`` exits first."""
+
+    def listening() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
         try:
             socket.create_connection((host, port), timeout=0.5).close()
-            return
         except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+            return False
+        return True
+
+    if not wait_until(listening, timeout):
+        raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
 def child_env(extra: dict | None = None) -> dict:

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from .procs import bind_loopback
+from .waiting import wait_until
 
 UPGRADE_ANSWER = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
 
@@ -136,14 +137,14 @@ class StreamTarget:
 
     def wait(self, index: int = 0, timeout: float = 30.0) -> Received:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def connected() -> bool:
             with self.lock:
-                if len(self.received) > index:
-                    rec = self.received[index]
-                    break
-            time.sleep(0.01)
-        else:
-            raise AssertionError("the target was never connected")
+                return len(self.received) > index
+
+        assert wait_until(connected, timeout, 0.01), "the target was never connected"
+        with self.lock:
+            rec = self.received[index]
         assert rec.done.wait(max(0.0, deadline - time.monotonic())), "the target's stream did not end in time"
         return rec
 

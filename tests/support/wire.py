@@ -1,26 +1,106 @@
-"""Byte-exact HTTP/1.1 message reading over a blocking socket, for tests.
+"""The tests' one raw HTTP/1.1 client: exact bytes out, exact bytes in, over a
+blocking socket.
 
-h11 is the independent parser for *meaning*; this module is for tests that must
-see the *bytes*: raw heads, raw chunk framing with trailers, request-targets
-with bytes h11 refuses (≥ 0x80).  It never normalises anything it returns.
+``Wire`` wraps a connected socket (a client connection from ``connect``, or a
+connection a test backend accepted) with a read buffer.  Three ways to read
+what comes back, for three kinds of test:
+
+- meaning — ``Wire.read_answer`` parses the next response with h11, the
+  independent parser (``request``/``get`` do it on a new connection);
+- bytes — ``read_head``/``read_response`` and the chunk helpers return heads,
+  chunk framing and trailers exactly as sent, never normalised (request-targets
+  h11 refuses, raw chunked bodies);
+- errors — ``exchange``/``exchange_keepalive``/``parse_first_response`` split the
+  first response by hand (the proxy's own answers are Content-Length framed),
+  for answers h11 refuses on purpose, and say whether the proxy closed the
+  connection after it (``Answer.closed``).
+
+Every wait has a deadline: a missing answer fails the test, it never hangs it.
 """
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+
+import h11
+
+
+# ------------------------------------------------------------------ answers
+
+
+@dataclass
+class Answer:
+    """One response.  ``headers`` are (lower-cased name, value), in order.
+
+    ``raw``, ``status_line`` and ``closed`` are known only when the response was
+    split by hand (``exchange``, ``parse_first_response``); for h11-parsed ones
+    (``request``, ``get``, ``Wire.read_answer``) they are None, so a test cannot
+    look for bytes in an answer that never kept them.
+    """
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    http_version: bytes = b"1.1"
+    informational: list = field(default_factory=list)  # 1xx responses before this one (h11 events)
+    raw: bytes | None = None  # everything received
+    status_line: bytes | None = None
+    closed: bool | None = None  # the proxy closed the connection (EOF or reset) after the response
+
+    def header(self, name: bytes) -> bytes | None:
+        values = self.header_all(name)
+        return values[-1] if values else None
+
+    def header_all(self, name: bytes) -> list[bytes]:
+        return [v for k, v in self.headers if k == name.lower()]
+
+
+def parse_first_response(raw: bytes, closed: bool, head_only: bool = False) -> Answer:
+    """Split the first response in ``raw`` (Content-Length framed, as the proxy's own answers are)."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        raise AssertionError(f"no complete response head in {raw[:300]!r}")
+    lines = raw[:end].split(b"\r\n")
+    status_line = lines[0]
+    parts = status_line.split(b" ", 2)
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.append((name.lower(), value.strip(b" \t")))
+    rest = raw[end + 4 :]
+    lengths = [v for k, v in headers if k == b"content-length"]
+    if head_only:
+        body = b""
+    elif lengths:
+        body = rest[: int(lengths[-1])]
+    else:
+        body = rest
+    version = parts[0].partition(b"/")[2]
+    return Answer(int(parts[1]), headers, body, version, raw=raw, status_line=status_line, closed=closed)
+
+
+# ------------------------------------------------------------------ the connection
 
 
 class Wire:
-    """A blocking socket with a read buffer: read lines, exact counts, to EOF."""
+    """A blocking socket with a read buffer: send bytes, read lines, exact counts,
+    to EOF, or whole responses."""
 
     def __init__(self, sock: socket.socket, timeout: float | None = 10.0) -> None:
         self.sock = sock
         if timeout is not None:
             sock.settimeout(timeout)
+        self.timeout = sock.gettimeout()  # for each recv, unless a method takes its own deadline
         self.buf = bytearray()
         self.eof = False
 
+    # ------------------------------------------------------------ writing
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    # ------------------------------------------------------------ reading bytes
     def fill(self, size: int = 1 << 20) -> bool:
         """Read once more from the socket; False at EOF (or reset)."""
         if self.eof:
@@ -68,22 +148,175 @@ class Wire:
         return out
 
     def read_to_eof(self) -> bytes:
+        """Everything until the peer closes (EOF or reset)."""
         while self.fill():
             pass
         out = bytes(self.buf)
         self.buf.clear()
         return out
 
-    def closed_within(self, timeout: float) -> bool:
-        """True if the peer closes (EOF or reset) within ``timeout``; data read meanwhile
-        stays buffered."""
-        self.sock.settimeout(timeout)
+    def _fill_until_eof(self, timeout: float) -> bool:
+        """Read until EOF (True) or until ``timeout`` has passed (False)."""
+        deadline = time.monotonic() + timeout
         try:
-            while self.fill():
-                pass
-            return True
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.sock.settimeout(left)
+                if not self.fill():
+                    return True
         except (socket.timeout, TimeoutError):
             return False
+        finally:
+            if not self.eof:
+                self.sock.settimeout(self.timeout)
+
+    def closed_within(self, timeout: float) -> bool:
+        """True if the peer closes (EOF or reset) within ``timeout``; data read
+        meanwhile stays buffered."""
+        return self._fill_until_eof(timeout)
+
+    def read_until_closed(self, timeout: float) -> tuple[bytes, bool]:
+        """Everything the peer sends until it closes, or until ``timeout``: (bytes, closed)."""
+        closed = self._fill_until_eof(timeout)
+        out = bytes(self.buf)
+        self.buf.clear()
+        return out, closed
+
+    def read_framed(self, timeout: float) -> tuple[bytes, bool]:
+        """Bytes up to the end of one Content-Length framed response, or until the
+        peer closes: (bytes, closed); ``closed`` is only known True when the peer
+        closed while we were reading.  AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                end = self.buf.find(b"\r\n\r\n")
+                if end >= 0:
+                    head = bytes(self.buf[:end]).lower()
+                    i = head.find(b"\r\ncontent-length:")
+                    if i >= 0:
+                        length = int(head[i + 17 :].split(b"\r\n", 1)[0])
+                        if len(self.buf) >= end + 4 + length:
+                            out = bytes(self.buf[: end + 4 + length])
+                            del self.buf[: end + 4 + length]
+                            return out, False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no complete response within {timeout}s; got {bytes(self.buf[:300])!r}")
+                self.sock.settimeout(left)
+                try:
+                    more = self.fill()
+                except (socket.timeout, TimeoutError):
+                    raise AssertionError(
+                        f"no complete response within {timeout}s; got {bytes(self.buf[:300])!r}") from None
+                if not more:
+                    out = bytes(self.buf)
+                    self.buf.clear()
+                    return out, True
+        finally:
+            if not self.eof:
+                self.sock.settimeout(self.timeout)
+
+    # ------------------------------------------------------------ reading meaning
+    def read_answer(self, method: bytes = b"GET") -> Answer:
+        """The next complete response, parsed by h11 (1xx collected into
+        ``informational``; a 101 returns at once, what follows it stays buffered)."""
+        h = h11.Connection(h11.CLIENT)
+        h.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
+        h.send(h11.EndOfMessage())
+        info = []
+        resp = None
+        body = b""
+        while True:
+            ev = h.next_event()
+            if ev is h11.NEED_DATA:
+                h.receive_data(self.read_some())  # b"" at EOF: h11 sees the close
+                continue
+            if isinstance(ev, h11.InformationalResponse):
+                info.append(ev)
+                if ev.status_code == 101:
+                    self.buf[:0] = bytes(h.trailing_data[0])
+                    return Answer(101, [(k.lower(), v) for k, v in ev.headers.raw_items()], b"", ev.http_version, info)
+            elif isinstance(ev, h11.Response):
+                resp = ev
+            elif isinstance(ev, h11.Data):
+                body += bytes(ev.data)
+            elif isinstance(ev, (h11.EndOfMessage, h11.ConnectionClosed)):
+                self.buf[:0] = bytes(h.trailing_data[0])
+                return Answer(resp.status_code, [(k.lower(), v) for k, v in resp.headers.raw_items()], body,
+                              resp.http_version, info)
+
+    # ------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Wire":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def connect(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> Wire:
+    return Wire(socket.create_connection((host, port), timeout=timeout), timeout)
+
+
+# ------------------------------------------------------------------ one request, one connection
+
+
+def request(port: int, raw: bytes, method: bytes = b"GET", timeout: float = 10.0) -> Answer:
+    """Send one raw request on a new connection and read one response (h11)."""
+    with connect(port, timeout=timeout) as w:
+        w.send(raw)
+        return w.read_answer(method)
+
+
+def get(port: int, path: str, headers: dict | None = None, host: str = "proxy.test") -> Answer:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    return request(port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+
+def send_and_read(port: int, data: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """Send ``data`` on a new connection; (everything received, closed by the proxy)."""
+    with connect(port, timeout=timeout) as w:
+        w.send(data)
+        return w.read_until_closed(timeout)
+
+
+def exchange(port: int, data: bytes, timeout: float = 5.0, head_only: bool = False) -> Answer:
+    """Send ``data`` on a new connection and read until the proxy closes it (or
+    ``timeout``, then ``closed`` is False); the first response split by hand."""
+    raw, closed = send_and_read(port, data, timeout)
+    return parse_first_response(raw, closed, head_only)
+
+
+def exchange_keepalive(port: int, data: bytes, timeout: float = 5.0) -> Answer:
+    """Send ``data``, read one response, then check for ``0.3`` s whether the
+    connection was closed after it (``closed``)."""
+    with connect(port, timeout=timeout) as w:
+        w.send(data)
+        raw, closed = w.read_framed(timeout)
+        if not closed:
+            more, closed = w.read_until_closed(0.3)
+            raw += more
+    return parse_first_response(raw, closed)
+
+
+def http_get(path: str, host: bytes = b"proxy.test", headers: list[tuple[bytes, bytes]] | tuple = (),
+             method: bytes = b"GET", version: bytes = b"HTTP/1.1", close: bool = True) -> bytes:
+    """The bytes of a simple request (``Connection: close`` unless ``close`` is False)."""
+    target = path.encode("latin-1") if isinstance(path, str) else path
+    lines = [method + b" " + target + b" " + version, b"Host: " + host]
+    lines += [k + b": " + v for k, v in headers]
+    if close:
+        lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+# ------------------------------------------------------------------ byte-exact messages
 
 
 @dataclass
@@ -219,7 +452,3 @@ def read_response(wire: Wire, method: bytes = b"GET") -> tuple[list[Head], Head,
             interim.append(head)
             continue
         return interim, head, read_response_body(wire, head, method)
-
-
-def connect(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> Wire:
-    return Wire(socket.create_connection((host, port), timeout=timeout), timeout)
