@@ -8,6 +8,7 @@ Child PIDs come from the pid files the servers write at start, so every
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import RecordingBackend
-from tests.support.procs import REPO, ProxyProcess, free_port
+from tests.support.procs import REPO, ProxyProcess, free_port, wait_for_port
 from tests.support.waiting import wait_until
 from tests.support.wire import get, request
 
@@ -179,15 +180,12 @@ def test_server_without_command_is_proxied_as_running(env, external):
 def test_websocket_to_named_server_over_tcp_and_unix_socket(env, name):
     from websockets.sync.client import connect
 
-    proxy, _, activity = env
+    proxy, _, _ = env
     with connect(f"ws://127.0.0.1:{proxy.port}/{name}/", open_timeout=20) as ws:
-        time.sleep(1.05)
-        _set_old(activity)
         ws.send("hello " + name)
         assert ws.recv(timeout=10) == "hello " + name
         ws.send(b"\x00\x01binary")
         assert ws.recv(timeout=10) == b"\x00\x01binary"
-    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity from WebSocket frames"
 
 
 # --------------------------------------------------------------- lifecycle
@@ -262,15 +260,12 @@ def test_raw_socket_server_refuses_plain_http(env):
 def test_raw_socket_server_bridged_to_websocket(env):
     from websockets.sync.client import connect
 
-    proxy, _, activity = env
+    proxy, _, _ = env
     with connect(f"ws://127.0.0.1:{proxy.port}/raw/", open_timeout=20) as ws:
         ws.send(b"raw bytes \x00\xff")
         assert ws.recv(timeout=10) == b"raw bytes \x00\xff"
-        time.sleep(1.05)
-        _set_old(activity)
         ws.send(b"more")
         assert ws.recv(timeout=10) == b"more"
-    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity from bridged WebSocket frames"
 
 
 # -------------------------------------------------------------- management
@@ -373,54 +368,92 @@ def test_rewrite_beyond_limit_is_502(env, external):
 
 
 # ---------------------------------------------------------------- activity
-def _mtime(path: Path) -> float:
-    return path.stat().st_mtime
+# The rate limit itself (at most one touch a second, a deleted file recreated,
+# an unwritable one only logged) is tested on a fake clock in
+# tests/twisted/test_project_activity.py; here, which routes count, with real
+# processes and the real clock.
+OLD = 1_000_000  # an mtime long past: any touch moves it
 
 
 def _set_old(path: Path) -> None:
-    os.utime(path, (1000000, 1000000))
+    os.utime(path, (OLD, OLD))
 
 
-def test_activity_file_touched_by_proxied_requests(env, external):
-    proxy, _, activity = env
-    assert activity.exists()
-    for path in ("/pyhttp/", f"/server/{external.port}/x", f"/port/{external.port}/x", f"/proxy/{external.port}/x"):
-        assert get(proxy.port, path).status == 200
-        time.sleep(1.05)  # the file is touched at most once a second
+def _touched(path: Path) -> bool:
+    return path.stat().st_mtime != OLD
+
+
+@pytest.fixture
+def activity_proxies(tmp_path, external):
+    """Four proxies, each with its own activity file, started side by side.
+
+    The file is touched at most once a second per proxy, and a fresh proxy has
+    not touched it yet: each proxy gives one check right away and, after one
+    shared one-second wait, one more.
+    """
+    procs = []
+    for i in range(4):
+        state = tmp_path / f"p{i}"
+        state.mkdir()
+        procs.append(ProxyProcess("project", ["--config", CONFIG, "--no-entry-points", "--activity-file",
+                                              str(state / "activity"), "--kill-grace", "1"],
+                                  env={"TOY_STATE": str(state), "TOY_EXTERNAL_PORT": str(external.port)},
+                                  wait=False))
+    try:
+        for p in procs:
+            wait_for_port(p.port, proc=p.proc)
+        yield [(p, tmp_path / f"p{i}" / "activity") for i, p in enumerate(procs)]
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def test_activity_file_by_route(activity_proxies, external):
+    """Real-time smoke test: proxied answers and WebSocket frames touch the file;
+    the proxy's own error pages and servers that opt out do not."""
+    from websockets.sync.client import connect
+
+    (p_port, a_port), (p_server, a_server), (p_proxy, a_proxy), (p_named, a_named) = activity_proxies
+    ext = external.port
+
+    # -- each proxy's first window: nothing touched the file yet
+    for proxy, activity, path in ((p_port, a_port, f"/port/{ext}/x"), (p_server, a_server, f"/server/{ext}/x"),
+                                  (p_proxy, a_proxy, f"/proxy/{ext}/x")):
+        assert activity.exists()
         _set_old(activity)
         assert get(proxy.port, path).status == 200
-        assert wait_until(lambda: _mtime(activity) > 1000000, 3), f"activity file touch for {path}"
+        assert wait_until(lambda: _touched(activity), 3), f"no activity file touch for {path}"
+        _set_old(activity)
+        assert get(proxy.port, path).status == 200
+        assert not _touched(activity)  # the same second: the rate limit holds (the touch is made before the answer)
 
+    _set_old(a_named)
+    assert get(p_named.port, "/nosuchserver/").status == 404
+    assert get(p_named.port, "/crash/").status == 502
+    assert get(p_named.port, "/server/1/").status == 502  # nothing listens on port 1: the proxy's error page
+    assert get(p_named.port, "/quiet/").status == 200  # update_last_activity: false
+    assert request(p_named.port, b"HEAD /picky/ HTTP/1.1\r\nHost: x\r\n\r\n", method=b"HEAD").status == 200  # callable says no
+    assert get(p_named.port, "/picky/metrics").status == 200  # exclude_last_activity_patterns
+    assert not _touched(a_named)  # a touch is made before the answer is sent: no need to wait for one
+    assert get(p_named.port, "/picky/").status == 200  # callable says yes for GET
+    # (had any of the above touched the file, this one would fall in its second and not touch it)
+    assert wait_until(lambda: _touched(a_named), 3), "no activity file touch for /picky/"
 
-def test_activity_not_touched_by_errors_or_quiet_servers(env):
-    proxy, _, activity = env
-    body_json(get(proxy.port, "/quiet/"))
-    body_json(get(proxy.port, "/picky/"))
-    time.sleep(1.05)
-    _set_old(activity)
-    assert get(proxy.port, "/nosuchserver/").status == 404
-    assert get(proxy.port, "/crash/").status == 502
-    assert get(proxy.port, "/server/1/").status == 502  # nothing listens on port 1
-    assert get(proxy.port, "/quiet/").status == 200  # update_last_activity: false
-    assert get(proxy.port, "/picky/metrics").status == 200  # exclude_last_activity_patterns
-    assert request(proxy.port, b"HEAD /picky/ HTTP/1.1\r\nHost: x\r\n\r\n", method=b"HEAD").status == 200  # callable says no
-    time.sleep(0.2)
-    assert _mtime(activity) == 1000000
-    assert get(proxy.port, "/picky/").status == 200  # callable says yes for GET
-    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity file touch"
-
-
-def test_activity_file_at_most_once_a_second(env):
-    proxy, _, activity = env
-    assert get(proxy.port, "/pyhttp/").status == 200
-    time.sleep(1.05)
-    _set_old(activity)
-    assert get(proxy.port, "/pyhttp/").status == 200
-    assert wait_until(lambda: _mtime(activity) > 1000000, 3), "activity file touch"
-    _set_old(activity)
-    assert get(proxy.port, "/pyhttp/").status == 200  # within the same second: not touched again
-    time.sleep(0.1)
-    assert _mtime(activity) == 1000000
+    # -- the second window, one second on; the WebSocket handshakes happen before it opens
+    with contextlib.ExitStack() as stack:
+        sockets = [(stack.enter_context(connect(f"ws://127.0.0.1:{proxy.port}/{name}/", open_timeout=20)),
+                    activity, name)
+                   for proxy, activity, name in ((p_port, a_port, "wsecho"), (p_server, a_server, "wsunix"),
+                                                 (p_proxy, a_proxy, "raw"))]
+        time.sleep(1.05)  # the one real-time wait: every proxy's last touch is a second old
+        for ws, activity, name in sockets:
+            _set_old(activity)
+            ws.send(b"frame for " + name.encode())
+            assert ws.recv(timeout=10) == b"frame for " + name.encode()
+            assert wait_until(lambda: _touched(activity), 3), f"no activity file touch from {name} frames"
+    _set_old(a_named)
+    assert get(p_named.port, "/pyhttp/").status == 200  # a named server with the default settings
+    assert wait_until(lambda: _touched(a_named), 3), "no activity file touch for /pyhttp/"
 
 
 # ------------------------------------------------------- port already taken

@@ -218,6 +218,104 @@ def test_idle_keepalive_connection_closes_silently():
     assert ct.value() == b"" and ct.disconnecting
 
 
+def test_silent_new_connection_gets_408_at_the_header_timeout():
+    h = Harness(header_timeout=5, idle_timeout=300)
+    front, ct = h.client()
+    h.clock.advance(4.9)
+    h.tracker.sweep()
+    assert ct.value() == b"" and not ct.disconnecting
+    h.clock.advance(0.1)
+    h.tracker.sweep()
+    assert ct.value().startswith(b"HTTP/1.1 408 Request Timeout\r\n") and ct.disconnecting
+
+
+def test_dripping_a_head_does_not_extend_the_header_timeout():
+    """Each byte is progress, but the deadline runs from the first one."""
+    h = Harness(header_timeout=5, idle_timeout=300)
+    front, ct = h.client()
+    head = b"GET /proxy/9000/ HTTP/1.1\r\nHost: h\r\nX-Slow: " + b"s" * 100
+    for i in range(10):
+        front.dataReceived(head[i:i + 1])
+        h.clock.advance(0.49)
+        h.tracker.sweep()
+    assert ct.value() == b""  # 4.9 s since the first byte
+    front.dataReceived(head[10:11])
+    h.clock.advance(0.1)
+    h.tracker.sweep()
+    assert ct.value().startswith(b"HTTP/1.1 408 ") and ct.disconnecting
+    assert h.connects == []
+
+
+def test_next_head_on_a_keep_alive_connection_gets_its_own_header_timeout():
+    """After a response the connection idles (idle timeout); the first byte of
+    the next head starts the header timeout."""
+    h = Harness(header_timeout=5, idle_timeout=10)
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    back.dataReceived(OK)
+    ct.clear()
+    h.clock.advance(3)  # idle, within the idle timeout
+    h.tracker.sweep()
+    front.dataReceived(b"GET /proxy/9000/ HTTP/1.1\r\n")  # half a head
+    h.clock.advance(4.9)  # 7.9 s after the response: the header timeout counts from the head's first byte
+    h.tracker.sweep()
+    assert ct.value() == b"" and not ct.disconnecting
+    h.clock.advance(0.1)
+    h.tracker.sweep()
+    assert ct.value().startswith(b"HTTP/1.1 408 ") and ct.disconnecting
+
+
+def test_keep_alive_connection_reused_within_the_idle_timeout():
+    h = Harness(header_timeout=5, idle_timeout=10)
+    front, ct = h.client()
+    for i in range(3):
+        front.dataReceived(GET)
+        if i == 0:
+            back, bt = h.complete_connect()
+        back.dataReceived(OK)
+        h.clock.advance(9.9)  # idle just short of the timeout each time
+        h.tracker.sweep()
+        assert not ct.disconnecting
+    assert ct.value().count(b"HTTP/1.1 200 OK") == 3 and len(h.connects) == 1
+    h.clock.advance(0.1)
+    h.tracker.sweep()
+    assert ct.disconnecting and ct.value().count(b"HTTP/1.1 ") == 3  # closed quietly, no 408
+
+
+def test_slow_request_body_is_not_a_header_timeout():
+    h = Harness(header_timeout=5, idle_timeout=10)
+    front, ct = h.client()
+    front.dataReceived(b"POST /proxy/9000/up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello")
+    back, bt = h.complete_connect()
+    h.clock.advance(60)  # longer than both client timeouts, in the middle of the body
+    h.tracker.sweep()
+    assert ct.value() == b"" and not ct.disconnecting and not bt.disconnecting
+    front.dataReceived(b"world")
+    assert bt.value().endswith(b"\r\n\r\nhelloworld")
+    back.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert ct.value().startswith(b"HTTP/1.1 200 OK\r\n") and ct.value().endswith(b"ok")
+
+
+def test_slow_backend_is_not_cut_by_client_timeouts_and_idle_applies_after():
+    h = Harness(header_timeout=5, idle_timeout=10)
+    front, ct = h.client()
+    front.dataReceived(GET)
+    back, bt = h.complete_connect()
+    h.clock.advance(60)  # the backend takes its time
+    h.tracker.sweep()
+    assert ct.value() == b"" and not ct.disconnecting
+    back.dataReceived(OK)
+    assert ct.value().endswith(b"\r\n\r\nhi") and not ct.disconnecting
+    ct.clear()
+    h.clock.advance(9.9)
+    h.tracker.sweep()
+    assert not ct.disconnecting
+    h.clock.advance(0.1)
+    h.tracker.sweep()
+    assert ct.disconnecting and ct.value() == b""  # then the idle timeout: closed quietly
+
+
 def test_response_before_request_body_ends_closes_both():
     """The client is still sending its body: it gets FIN after the answer and what
     it still sends is dropped (a lingering close), then the connection closes."""
