@@ -305,6 +305,10 @@ class HttpFront(Forwarding, Protocol):
         transport = self.transport
         unregister(transport)
         transport.loseConnection()
+        if is_tls(transport):
+            # A TLS close waits for the client's close_notify; a client that never
+            # sends one (or stops reading) must not hold the connection forever.
+            self.deadline = self.factory.clock.seconds() + limits.LINGER_TIMEOUT
 
     # ------------------------------------------------------------- shutdown
     def begin_drain(self) -> None:
@@ -331,7 +335,7 @@ class HttpFront(Forwarding, Protocol):
     def timed_out(self, now: float) -> None:
         """Called by the tracker when ``deadline`` has passed."""
         self.deadline = _NEVER
-        if self.state is LINGERING:
+        if self.state is LINGERING or self.state is CLOSING:
             self.state = CLOSING
             if is_tls(self.transport):
                 self.transport.abortConnection()  # its close waits for a close_notify that did not come
