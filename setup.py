@@ -39,6 +39,9 @@ setup(
             "websockify>=0.10",
             # a real jupyter-server-proxy package, served unchanged through its entry point
             "hello-jupyter-proxy>=0.2",
+            # a real JupyterLab in Chromium through the three hops
+            "jupyterlab>=4.1,<5",
+            "ipykernel>=6.29",
         ],
     },
     classifiers=[

@@ -24,6 +24,7 @@ from websockets.sync.client import connect as ws_connect
 from tests.support.app_backend import AppBackend, big_pattern_sha
 from tests.support.chain import PROJECT, Chain
 from tests.support.memory import RssSampler
+from tests.support.waiting import wait_until
 from tests.support.wsecho import WebSocketEchoServer
 
 MiB = 1 << 20
@@ -55,15 +56,6 @@ def new_user(chain: Chain, group: str | None = "collaborator", project: str = PR
     if group:
         chain.admin.set_member(project, account, group)
     return account, chain.admin.new_secret("remember_me", account, 1)
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 # ------------------------------------------------------------------ HTTP
@@ -170,11 +162,11 @@ def test_removed_collaborator_and_revoked_session_take_effect_at_once(chain, app
     path = chain.backend_url_path(app.port)
     assert chain.https("GET", path, cookie=chain.cookie(secret)).status == 200  # now cached for 60 s
     chain.admin.set_member(PROJECT, account, None)
-    assert wait_for(lambda: chain.https("GET", path, cookie=chain.cookie(secret)).status == 403, 1.5)
+    assert wait_until(lambda: chain.https("GET", path, cookie=chain.cookie(secret)).status == 403, 1.5)
     chain.admin.set_member(PROJECT, account, "collaborator")
-    assert wait_for(lambda: chain.https("GET", path, cookie=chain.cookie(secret)).status == 200, 1.5)
+    assert wait_until(lambda: chain.https("GET", path, cookie=chain.cookie(secret)).status == 200, 1.5)
     chain.admin.revoke("remember_me", secret, None, None)
-    assert wait_for(lambda: chain.https("GET", path, cookie=chain.cookie(secret)).status == 401, 1.5)
+    assert wait_until(lambda: chain.https("GET", path, cookie=chain.cookie(secret)).status == 401, 1.5)
 
 
 # -------------------------------------------------------------- WebSockets
@@ -257,11 +249,11 @@ def test_large_download_and_upload_stream_with_flat_memory_on_every_hop(chain, a
 def test_stopped_project_is_503_and_placing_it_again_works(chain, app):
     path = chain.backend_url_path(app.port)
     chain.admin.place(PROJECT, None)
-    assert wait_for(lambda: chain.https("GET", path, cookie=chain.cookie()).status == 503, 1.5)
+    assert wait_until(lambda: chain.https("GET", path, cookie=chain.cookie()).status == 503, 1.5)
     r = chain.https("GET", path, cookie=chain.cookie())
     assert r.header("Retry-After") == "5" and b"not running" in r.body
     chain.admin.place(PROJECT, "h1")
-    assert wait_for(lambda: chain.https("GET", path, cookie=chain.cookie()).status == 200, 1.5)
+    assert wait_until(lambda: chain.https("GET", path, cookie=chain.cookie()).status == 200, 1.5)
 
 
 def test_host_that_does_not_answer_is_502(chain, app):
@@ -271,10 +263,10 @@ def test_host_that_does_not_answer_is_502(chain, app):
     chain.admin.place(PROJECT, "dead")
     try:
         path = chain.backend_url_path(app.port)
-        assert wait_for(lambda: chain.https("GET", path, cookie=chain.cookie()).status == 502, 1.5)
+        assert wait_until(lambda: chain.https("GET", path, cookie=chain.cookie()).status == 502, 1.5)
     finally:
         chain.admin.place(PROJECT, "h1")
-    assert wait_for(lambda: chain.https("GET", chain.backend_url_path(app.port), cookie=chain.cookie()).status == 200,
+    assert wait_until(lambda: chain.https("GET", chain.backend_url_path(app.port), cookie=chain.cookie()).status == 200,
                     1.5)
 
 
