@@ -1,8 +1,8 @@
-"""``cocalcproxy-admin``: the hub database's operator tool, so nobody writes SQL by hand.
+"""cocalcproxy-admin: the hub database's operator tool, so nobody writes SQL by hand.
 
     cocalcproxy-admin [--database URL] COMMAND [ARGS]
 
-The same ``--database`` forms and default as the hub.  Every change is an
+The same --database forms and default as the hub.  Every change is an
 ordinary write, so the schema's triggers tell running hubs at once.  A new
 session or API key prints its secret once; only its SHA-256 is stored.
 """
@@ -26,6 +26,16 @@ GROUPS = ("owner", "collaborator", "viewer")
 
 class AdminError(Exception):
     """A refused command; the message says why."""
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 days, got {text!r}")
+    return days
 
 
 def _uuid(text: str) -> str:
@@ -75,6 +85,8 @@ class Admin:
 
     def remove_host(self, host_id: str) -> None:
         with transaction(self.db, self.conn):
+            if not self.q("SELECT 1 FROM project_hosts WHERE host_id = ?", (host_id,)).fetchone():
+                raise AdminError(f"no such host: {host_id}")
             self.q("UPDATE projects SET host_id = NULL WHERE host_id = ?", (host_id,))
             self.q("DELETE FROM project_hosts WHERE host_id = ?", (host_id,))
         self.say(f"host {host_id} removed (its projects are no longer placed)")
@@ -96,6 +108,8 @@ class Admin:
             if host_id is not None and not self.q("SELECT 1 FROM project_hosts WHERE host_id = ?",
                                                   (host_id,)).fetchone():
                 raise AdminError(f"no such host: {host_id} (add it with add-host)")
+            if host_id is None and not self.q("SELECT 1 FROM projects WHERE project_id = ?", (project_id,)).fetchone():
+                raise AdminError(f"no such project: {project_id}")
             self._project(project_id)
             self.q("UPDATE projects SET host_id = ? WHERE project_id = ?", (host_id, project_id))
         self.say(f"project {project_id}: " + (f"on host {host_id}" if host_id else "not placed (stopped)"))
@@ -125,16 +139,17 @@ class Admin:
         with transaction(self.db, self.conn):
             self._account(account_id)
         if admin:
-            self.set_admin(account_id, True)
-        self.say(account_id)
+            self.set_admin(account_id, True, quiet=True)
+        self.say(account_id)  # the only line: ACCOUNT=$(cocalcproxy-admin add-account)
         return account_id
 
-    def set_admin(self, account_id: str, on: bool) -> None:
+    def set_admin(self, account_id: str, on: bool, quiet: bool = False) -> None:
         with transaction(self.db, self.conn):
             groups, _ = self._account(account_id)
             groups = sorted(set(groups) | {"admin"}) if on else [g for g in groups if g != "admin"]
             self.q("UPDATE accounts SET groups = ? WHERE account_id = ?", (self.db.groups_value(groups), account_id))
-        self.say(f"account {account_id}: " + ("admin" if on else "not an admin"))
+        if not quiet:
+            self.say(f"account {account_id}: " + ("admin" if on else "not an admin"))
 
     def set_banned(self, account_id: str, banned: bool) -> None:
         with transaction(self.db, self.conn):
@@ -146,7 +161,7 @@ class Admin:
     # ----------------------------------------------------- sessions, keys
     def new_secret(self, table: str, account_id: str, days: float | None, project_id: str | None = None) -> str:
         secret = secrets.token_urlsafe(32)
-        expire = self.db.time_value(time.time() + days * 86400) if days else None
+        expire = self.db.time_value(time.time() + days * 86400) if days is not None else None
         with transaction(self.db, self.conn):
             self._account(account_id)
             if table == "remember_me":
@@ -199,12 +214,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("account_id", type=_uuid)
     c = sub.add_parser("new-session", help="a session cookie value for ACCOUNT_ID (printed once)")
     c.add_argument("account_id", type=_uuid)
-    c.add_argument("--days", type=float, default=30.0)
+    c.add_argument("--days", type=_days, default=30.0)
     c.add_argument("--base-url", default="/", help="the hubs' --base-url, to print the cookie's name")
+    c.add_argument("--cookie-name", default="remember_me", help="the hubs' --cookie-name, to print the cookie's name")
     c = sub.add_parser("new-api-key", help="an API key for ACCOUNT_ID (printed once)")
     c.add_argument("account_id", type=_uuid)
     c.add_argument("--project", type=_uuid, metavar="PROJECT_ID", help="valid for this project only")
-    c.add_argument("--days", type=float, help="expires after this many days (default: never)")
+    c.add_argument("--days", type=_days, help="expires after this many days (default: never)")
     for name, table in (("revoke-session", "remember_me"), ("revoke-api-key", "api_keys")):
         c = sub.add_parser(name, help="by its secret, its --hash, or every one of an --account")
         c.set_defaults(table=table)
@@ -243,7 +259,8 @@ def run(args, out=sys.stdout) -> None:
         a.set_member(args.project_id, args.account_id, args.group if cmd == "add-collaborator" else None)
     elif cmd == "new-session":
         a.new_secret("remember_me", args.account_id, args.days)
-        print(f"(the cookie's name: {CookieNames.for_base(args.base_url).session.decode()})", file=sys.stderr)
+        name = CookieNames.for_base(args.base_url, args.cookie_name).session.decode()
+        print(f"(the cookie's name: {name})", file=sys.stderr)
     elif cmd == "new-api-key":
         a.new_secret("api_keys", args.account_id, args.days, args.project)
     elif cmd in ("revoke-session", "revoke-api-key"):

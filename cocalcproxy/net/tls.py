@@ -20,8 +20,8 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
-from twisted.internet.ssl import (Certificate, CertificateOptions, TLSVersion, optionsForClientTLS, platformTrust,
-                                  trustRootFromCertificates)
+from twisted.internet.ssl import (Certificate, CertificateOptions, PrivateCertificate, TLSVersion, optionsForClientTLS,
+                                  platformTrust, trustRootFromCertificates)
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from zope.interface import implementer
 
@@ -40,15 +40,15 @@ def _read(path: str, what: str) -> bytes:
         raise TLSFileError(f"{what} {path}: cannot read it: {e.strerror}") from None
 
 
-def load_key(path: str):
-    data = _read(path, "--https-key")
+def load_key(path: str, what: str = "--https-key"):
+    data = _read(path, what)
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise TLSFileError(f"--https-key {path}: the key is encrypted; give an unencrypted key "
+        raise TLSFileError(f"{what} {path}: the key is encrypted; give an unencrypted key "
                            "(openssl pkey -in KEY -out KEY.plain)") from None
     except ValueError as e:
-        raise TLSFileError(f"--https-key {path}: not a PEM private key ({e})") from None
+        raise TLSFileError(f"{what} {path}: not a PEM private key ({e})") from None
 
 
 def load_certificates(path: str, what: str) -> list[x509.Certificate]:
@@ -110,11 +110,25 @@ class ReloadableServerTLS:
         return SSL.Connection(self.options.getContext(), None)
 
 
-def client_creator(hostname: str, ca_path: str | None = None):
+def client_certificate(cert_path: str, key_path: str) -> PrivateCertificate:
+    """The hub's own certificate for hosts that ask for one (``--client-ca`` on a host)."""
+    key = load_key(key_path, "--host-client-key")
+    certs = load_certificates(cert_path, "--host-client-cert")
+    if _public(certs[0].public_key()) != _public(key.public_key()):
+        raise TLSFileError(f"--host-client-key {key_path} does not match --host-client-cert {cert_path}")
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[:1])
+    pem += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+    return PrivateCertificate.loadPEM(pem)
+
+
+def client_creator(hostname: str, ca_path: str | None = None, certificate: PrivateCertificate | None = None):
     """Options for connecting to a host over TLS, verified by service-identity
-    against ``ca_path`` (or the system trust store)."""
+    against ``ca_path`` (or the system trust store); ``certificate`` is shown to
+    hosts that require one."""
     root = trust_root(ca_path, "--host-ca") if ca_path else platformTrust()
-    return optionsForClientTLS(hostname, trustRoot=root, acceptableProtocols=ALPN)
+    return optionsForClientTLS(hostname, trustRoot=root, clientCertificate=certificate, acceptableProtocols=ALPN)
 
 
-__all__ = ["ReloadableServerTLS", "TLSFileError", "client_creator", "server_options", "trust_root"]
+__all__ = ["ReloadableServerTLS", "TLSFileError", "client_certificate", "client_creator", "server_options",
+           "trust_root"]

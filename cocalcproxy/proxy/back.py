@@ -88,6 +88,15 @@ class HttpBack(Outbound):
             self.pool.discard(self)
 
     # -- used by the pool and the front -------------------------------------
+    def tls_failed(self, reason) -> bool:
+        """Did this connection end in a failed TLS handshake or verification?"""
+        if reason is None or len(self.key) < 3:
+            return False
+        from OpenSSL.SSL import Error as TLSError
+        from service_identity import VerificationError
+
+        return bool(reason.check(TLSError, VerificationError))
+
     def usable(self) -> bool:
         return self.alive and not self.read_closed and not self.transport.disconnecting
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from twisted.logger import Logger
+
 from ..http1.errors import ProtocolError
 from ..http1.reader import BODY_UNTIL_CLOSE, END, NEED_DATA, PAUSED
 from ..http1.reader import CLOSED as READER_CLOSED
@@ -23,6 +25,9 @@ from .back import HttpBack, connect_error_status
 from .exchange import FilterError
 from .state import CONNECTING as CONNECTING_STATE
 from .state import FORWARDING, TUNNEL, WAIT_HEAD
+
+
+log = Logger()
 
 
 class Forwarding:
@@ -267,6 +272,11 @@ class Forwarding:
             self._detach()
             unregister(self.transport)
             self._connect(backend.key)
+            return
+        if not backend.received and backend.tls_failed(reason):
+            log.warn("TLS to {key} failed: {reason}", key=backend.key[:2], reason=reason.getErrorMessage())
+            self._response_failed(502, "TLS with the backend failed: a certificate was not verified or "
+                                       "not accepted.")
             return
         self._response_failed(502, "The backend closed the connection before answering.")
 

@@ -26,6 +26,10 @@ class Answer:
     placement: str | None  # the project's host URL, None when not placed
 
 
+#: Attempts per query while pooled connections turn out dead (one per pooled connection).
+RETRIES = 5
+
+
 class HubStore:
     def __init__(self, database, pool, clock=time) -> None:
         self.db = database  # registry.database.Database
@@ -46,18 +50,19 @@ class HubStore:
     def placement(self, project_id: str):
         return self._run(self._placement, project_id)
 
-    def _run(self, interaction, *args):
-        """One interaction; once more if the pool found its connection dead (the
-        database restarted): the pool reconnects, the request need not fail."""
+    def _run(self, interaction, *args, tries: int = RETRIES):
+        """One interaction; again (up to ``tries`` times) while the pool finds its
+        connections dead (the database restarted): each such failure makes the
+        pool drop that connection and open a new one, so a request need not fail."""
         self.queries += 1
         d = self.pool.runInteraction(interaction, *args)
+        if tries > 1:
+            def again(failure):
+                failure.trap(ConnectionLost)
+                return self._run(interaction, *args, tries=tries - 1)
 
-        def again(failure):
-            failure.trap(ConnectionLost)
-            self.queries += 1
-            return self.pool.runInteraction(interaction, *args)
-
-        return d.addErrback(again)
+            d.addErrback(again)
+        return d
 
     def touch(self, project_id: str):
         self.queries += 1

@@ -106,8 +106,9 @@ class ReloadService(Service):
         for what, reloader in self.reloaders:
             try:
                 reloader()
-            except Exception:  # noqa: BLE001 - an operator's file: keep running on the old one
-                log.failure("SIGHUP: reloading {what} failed; keeping the previous settings", what=what)
+            except Exception as e:  # noqa: BLE001 - an operator's file: keep running on the old one
+                log.error("SIGHUP: reloading {what} failed; keeping the previous settings: {error}", what=what,
+                          error=str(e) or type(e).__name__)
             else:
                 log.info("SIGHUP: reloaded {what}", what=what)
 

@@ -103,8 +103,8 @@ def _fallback(cfg: HubRouting, req) -> Route:
     fb = cfg.fallback
     if fb is None:
         return NOT_FOUND
-    return Forward(fb.host, fb.port, req.target, None, "fallback", strip_cookies=cfg.cookies.both,
-                   tls=cfg.fallback_tls if fb.https else None)
+    return Forward(fb.host, fb.port, req.target, None, "fallback", strip=stripped(None),
+                   strip_cookies=cfg.cookies.both, tls=cfg.fallback_tls if fb.https else None)
 
 
 def refusal(decision: Decision) -> Reject:

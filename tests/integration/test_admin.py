@@ -50,7 +50,8 @@ def test_every_command(url):
     owner = admin(url, "add-account").stdout.strip()
     assert str(uuid.UUID(owner)) == owner
     other = str(uuid.uuid4())
-    assert admin(url, "add-account", other, "--admin").returncode == 0
+    made = admin(url, "add-account", other, "--admin")
+    assert made.returncode == 0 and made.stdout == other + "\n"  # one line: ACCOUNT=$(... add-account --admin)
     assert admin(url, "add-project", PID, "--owner", owner).returncode == 0
     assert admin(url, "add-collaborator", PID, other, "--group", "viewer").returncode == 0
     users = Database.parse(url).users(rows(url, "SELECT users FROM projects WHERE project_id = ?", (PID,))[0][0])
@@ -78,6 +79,11 @@ def test_every_command(url):
 
 @pytest.mark.parametrize("args, message", [
     (("place", PID, "nosuchhost"), "no such host: nosuchhost"),
+    (("remove-host", "nosuchhost"), "no such host: nosuchhost"),
+    (("stop", "00000000-0000-4000-8000-000000000000"), "no such project"),
+    (("new-session", PID, "--days", "0"), "must be more than 0 days"),
+    (("new-session", PID, "--days", "-1"), "must be more than 0 days"),
+    (("new-api-key", PID, "--days", "0"), "must be more than 0 days"),
     (("add-host", "h", "ftp://x"), "not a host URL"),
     (("add-project", "not-a-uuid"), "not a UUID"),
 ])

@@ -317,3 +317,35 @@ def test_a_base_url_prefixes_the_cookie_names_on_every_hop(tmp_path, app):
         assert c.https("GET", "/cc/healthz").body == b"ok\n"
     finally:
         c.close()
+
+
+def test_https_hosts_verified_and_mutual_tls_between_hub_and_host(tmp_path, app):
+    """A host with TLS and --client-ca; the hub verifies it (--host-ca) and shows
+    its own certificate (--host-client-cert/--host-client-key).  A hub without a
+    certificate, or a host the hub cannot verify, gives 502 with the reason logged."""
+    from tests.support.certs import TestPKI
+    from tests.support.chain import host_registry
+
+    c = Chain(tmp_path / "a")
+    try:
+        hosts_pki = TestPKI(tmp_path / "hosts")
+        server, client = hosts_pki.server(), hosts_pki.client("hub")
+        registry = tmp_path / "tls-registry.sqlite3"
+        host_registry(registry, [(PROJECT, "running", c.project.port)])
+        host = c._start("host", ["--registry", str(registry), "--hub-secret-file", str(c.secret_file),
+                                 "--https-key", server.key, "--https-cert", server.cert, "--client-ca", hosts_pki.ca])
+        c.admin.add_host("tls", f"https://localhost:{host.port}")
+        c.admin.place(PROJECT, "tls")
+        path = c.backend_url_path(app.port, "headers")
+        good = c.start_hub("--host-ca", hosts_pki.ca, "--host-client-cert", client.cert, "--host-client-key", client.key)
+        r = c.https("GET", path, cookie=c.cookie(), hub=good)
+        assert r.status == 200 and r.json()["path"] == "/headers"
+        no_cert = c.start_hub("--host-ca", hosts_pki.ca)
+        r = c.https("GET", path, cookie=c.cookie(), hub=no_cert)
+        assert r.status == 502 and b"TLS with the backend failed" in r.body
+        unverified = c.start_hub()  # the system trust store does not know the hosts' CA
+        r = c.https("GET", path, cookie=c.cookie(), hub=unverified)
+        assert r.status == 502 and b"TLS with the backend failed" in r.body
+        assert wait_until(lambda: "TLS to" in unverified.log_text(), 5)
+    finally:
+        c.close()

@@ -84,6 +84,7 @@ def test_parse_hub_request():
     route = parse_hub_request(fb, head("/static/app.js", b"Cookie: remember_me=s; x=1"))
     assert (route.host, route.port, route.target, route.strip_cookies) == ("127.0.0.1", 5000, b"/static/app.js",
                                                                            NAMES.both)
+    assert b"x-cocalc-hub-secret" in route.strip  # a client's copy never reaches the fallback app either
 
 
 ALLOW = Decision(True, account_id="a")

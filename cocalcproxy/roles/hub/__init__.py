@@ -41,8 +41,11 @@ class DatabaseService(Service):
 class TLSCreators:
     """One verified client TLS creator per project host name (``--host-ca``)."""
 
-    def __init__(self, ca_path: str | None) -> None:
+    def __init__(self, ca_path: str | None, cert_path: str | None = None, key_path: str | None = None) -> None:
+        from ...net.tls import client_certificate
+
         self.ca_path = ca_path
+        self.certificate = client_certificate(cert_path, key_path) if cert_path else None
         self.creators: dict[str, object] = {}
 
     def __call__(self, hostname: str):
@@ -50,7 +53,7 @@ class TLSCreators:
         if creator is None:
             from ...net.tls import client_creator
 
-            creator = self.creators[hostname] = client_creator(hostname, self.ca_path)
+            creator = self.creators[hostname] = client_creator(hostname, self.ca_path, self.certificate)
         return creator
 
 
@@ -66,10 +69,14 @@ def make_service(config: HubConfig, reactor):
 
     database = Database.parse(config.database)
     if config.init_db:
-        create_schema(database)  # a failure is a startup error (twistd shows it)
+        try:
+            create_schema(database)
+        except Exception as e:  # noqa: BLE001 - the database's own error: one line, no traceback
+            raise SystemExit(f"cocalcproxy hub: --init-db: cannot create the schema in {database}: "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
         log.info("schema ready in {db}", db=str(database))
     pool = database.pool(reactor, config.db_connections)
-    tls_for = TLSCreators(config.host_ca)
+    tls_for = TLSCreators(config.host_ca, config.host_client_cert, config.host_client_key)
     routing = HubRouting(config.common.base_url.encode("ascii"),
                          CookieNames.for_base(config.common.base_url, config.cookie_name),
                          config.fallback, tls_for(config.fallback.host) if config.fallback and config.fallback.https

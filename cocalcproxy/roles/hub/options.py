@@ -49,6 +49,8 @@ class HubConfig:
     placement_ttl: float = 5.0
     host_ca: str | None = None
     hub_secret_file: str | None = None
+    host_client_cert: str | None = None
+    host_client_key: str | None = None
     fallback: HostTarget | None = None
     db_connections: int = 4
 
@@ -74,6 +76,9 @@ class Options(RoleOptions):
         Opt("placement-ttl", "SECONDS", "How long a project's placement on a host is cached.", 5.0, positive_float),
         Opt("host-ca", "FILE", "CA certificates that https:// project hosts are verified against "
             "(default: the system's trust store).", convert=readable_file),
+        Opt("host-client-cert", "FILE", "PEM certificate the hub shows to https:// hosts that require one "
+            "(a host's --client-ca). Needs --host-client-key.", convert=readable_file),
+        Opt("host-client-key", "FILE", "The unencrypted PEM key of --host-client-cert.", convert=readable_file),
         Opt("hub-secret-file", "FILE", "Send the first line of this file to hosts as X-CoCalc-Hub-Secret. "
             "SIGHUP reads it again.", convert=readable_file),
         Opt("fallback", "URL", "Forward paths that name no project to this web app (http://HOST:PORT); "
@@ -94,13 +99,17 @@ class Options(RoleOptions):
                 read_secrets(self["hub-secret-file"])
             except SecretFileError as e:
                 raise usage.UsageError(str(e)) from None
-        if self["host-ca"]:
-            from ...net.tls import TLSFileError, trust_root
+        from ...net.tls import TLSFileError, client_certificate, trust_root
 
-            try:
+        if bool(self["host-client-cert"]) != bool(self["host-client-key"]):
+            raise usage.UsageError("--host-client-cert and --host-client-key go together: give both or neither")
+        try:
+            if self["host-ca"]:
                 trust_root(self["host-ca"], "--host-ca")
-            except TLSFileError as e:
-                raise usage.UsageError(str(e)) from None
+            if self["host-client-cert"]:
+                client_certificate(self["host-client-cert"], self["host-client-key"])
+        except TLSFileError as e:
+            raise usage.UsageError(str(e)) from None
 
     def config(self) -> HubConfig:
         return HubConfig(
@@ -113,6 +122,8 @@ class Options(RoleOptions):
             placement_ttl=self["placement-ttl"],
             host_ca=self["host-ca"],
             hub_secret_file=self["hub-secret-file"],
+            host_client_cert=self["host-client-cert"],
+            host_client_key=self["host-client-key"],
             fallback=parse_host_url(self["fallback"]) if self["fallback"] else None,
             db_connections=self["db-connections"],
         )
