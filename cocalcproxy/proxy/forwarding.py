@@ -142,6 +142,11 @@ class Forwarding:
             self._feed_backend(False)
             if reader.buffered > self.factory.config.max_header_bytes:
                 self.gate.pause(PIPELINE)
+        else:
+            # What piled up while routing or connecting (TLS hands over what it
+            # had decrypted after the pause) was this request's own body, and it
+            # has gone on: only the backend's backpressure holds the client now.
+            self.gate.resume(PIPELINE)
 
     def _request_body_failed(self, e: ProtocolError) -> None:
         """Bad framing in the middle of a request body: the backend's request can

@@ -175,6 +175,7 @@ class HttpFront(Forwarding, Protocol):
                 self._answer_error(e.status, e.message, close=True)
                 return
             if ev is NEED_DATA:
+                self.gate.resume(PIPELINE)  # nothing held back any more: read on
                 if self.deadline == _NEVER:
                     # After an exchange: a partial next head gets the header timeout,
                     # an empty buffer the idle timeout (never no timeout at all).
@@ -276,6 +277,7 @@ class HttpFront(Forwarding, Protocol):
             self._close_after_answer()
 
     def _idle(self) -> None:
+        self.gate.resume(PIPELINE)  # nothing is buffered: nothing to hold back
         self.deadline = self.factory.clock.seconds() + self.factory.config.idle_timeout
 
     def _close_after_answer(self) -> None:

@@ -680,3 +680,53 @@ def test_client_fin_mid_body_aborts_the_backend():
     front.readConnectionLost()
     assert bt.disconnecting or bt.disconnected
     assert ct.disconnecting
+
+
+def test_body_bytes_delivered_while_connecting_do_not_stall_the_upload():
+    """Over TLS, pausing the socket does not stop bytes TLS already decrypted:
+    more than ``max_header_bytes`` of the request's own body can arrive while
+    connecting.  They go to the backend once it is there, and the client reads
+    on (seen as an upload through the TLS hub stalling for good at ~80 kB)."""
+    h = Harness(max_header_bytes=1024)
+    front, ct = h.client()
+    front.dataReceived(b"PUT /proxy/9000/up HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n")
+    for _ in range(10):
+        front.dataReceived(b"u" * 3000)  # 30 kB of body the TLS layer still hands over
+    back, bt = h.complete_connect()
+    assert bt.value().endswith(b"u" * 30000)
+    assert front.gate.reasons == 0 and ct.producerState == "producing"
+    front.dataReceived(b"v" * 70000)
+    assert bt.value().endswith(b"u" * 30000 + b"v" * 70000)
+
+
+def test_body_bytes_delivered_while_routing_do_not_stall_the_upload():
+    from cocalcproxy.routing.types import Forward
+
+    pending = defer.Deferred()
+    h = RoutedHarness(lambda req: pending, max_header_bytes=1024)
+    front, ct = h.client()
+    front.dataReceived(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 50000\r\n\r\n")
+    for _ in range(10):
+        front.dataReceived(b"u" * 3000)
+    pending.callback(Forward("127.0.0.1", 9001, b"/x", None, "named"))
+    back, bt = h.complete_connect()
+    assert bt.value().endswith(b"u" * 30000)
+    assert front.gate.reasons == 0 and ct.producerState == "producing"
+
+
+def test_pipelined_backlog_answered_locally_after_an_async_route_reads_on():
+    """A backlog over the limit held while routing, then answered without a
+    backend: once it is used up the client is read again (not left paused
+    until the idle timeout)."""
+    from cocalcproxy.routing.types import Reject
+
+    pending = []
+    h = RoutedHarness(lambda req: pending.append(defer.Deferred()) or pending[-1], max_header_bytes=1024)
+    front, ct = h.client()
+    front.dataReceived(GET)
+    front.dataReceived(GET * 30)
+    assert front.gate.reasons & PIPELINE
+    while pending:
+        pending.pop(0).callback(Reject(403, "No."))
+    assert ct.value().count(b"HTTP/1.1 403 ") == 31
+    assert front.gate.reasons == 0 and ct.producerState == "producing"
