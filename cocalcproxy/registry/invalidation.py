@@ -1,9 +1,11 @@
 """Hearing that the database changed: LISTEN/NOTIFY on PostgreSQL, a polled log on SQLite.
 
 Both call ``on_payload("table:key")`` for every change the schema's triggers
-report (``hub_schema.py``), and ``on_reset()`` whenever changes may have been
-missed (the first connection, a reconnection, a replaced file) — the hub then
-forgets everything it cached.
+report (``hub_schema.py``), and ``on_hearing(listening)`` whenever that starts
+or stops: ``True`` on the first connection, a reconnection or a replaced file
+(changes may have been missed: the hub forgets everything it cached),
+``False`` when the connection or file is lost (the hub then caches nothing for
+longer than a second, since no change would reach it).
 
 PostgreSQL: one dedicated autocommit connection runs ``LISTEN`` and is watched
 by the reactor (its socket is a reader; no thread waits on it).  When it
@@ -30,17 +32,17 @@ from .hub_schema import CHANNEL
 log = Logger()
 
 RETRY_FIRST = 0.5
-RETRY_MAX = 10.0
+RETRY_MAX = 2.0  # while not listening, the hub caches for 1 s at most: come back soon
 POLL_INTERVAL = 0.5
 
 
 @implementer(IReadDescriptor)
 class PostgresListener:
-    def __init__(self, database, reactor, on_payload, on_reset) -> None:
+    def __init__(self, database, reactor, on_payload, on_hearing) -> None:
         self.database = database
         self.reactor = reactor
         self.on_payload = on_payload
-        self.on_reset = on_reset
+        self.on_hearing = on_hearing
         self.conn = None
         self.fd = -1  # the LISTEN socket, kept: libpq may close it before we hear of it
         self.delay = RETRY_FIRST
@@ -83,7 +85,7 @@ class PostgresListener:
         self.delay = RETRY_FIRST
         self.reactor.addReader(self)
         log.info("listening for changes on {db}", db=str(self.database))
-        self.on_reset()  # whatever happened while we were not listening
+        self.on_hearing(True)  # and forget whatever was decided while we were not listening
 
     def _failed(self, failure) -> None:
         if not self.running:
@@ -133,7 +135,7 @@ class PostgresListener:
 
     def _lost(self) -> None:
         self._drop()
-        self.on_reset()
+        self.on_hearing(False)
         if self.running:
             self._schedule()
 
@@ -145,11 +147,11 @@ class PostgresListener:
 
 
 class SqlitePoller:
-    def __init__(self, path: str, clock, on_payload, on_reset, interval: float = POLL_INTERVAL) -> None:
+    def __init__(self, path: str, clock, on_payload, on_hearing, interval: float = POLL_INTERVAL) -> None:
         self.path = path
         self.clock = clock
         self.on_payload = on_payload
-        self.on_reset = on_reset
+        self.on_hearing = on_hearing
         self.interval = interval
         self.conn: sqlite3.Connection | None = None
         self.identity = None
@@ -175,6 +177,8 @@ class SqlitePoller:
         except (OSError, sqlite3.Error) as e:
             if "locked" not in str(e) and "busy" not in str(e):
                 log.warn("cannot read the change log in {path}: {error}", path=self.path, error=e)
+            if self.conn is not None:
+                self.on_hearing(False)
             self._close()
 
     def _poll(self) -> None:
@@ -200,7 +204,7 @@ class SqlitePoller:
         self.version = conn.execute("PRAGMA data_version").fetchone()[0]
         self.last_id = conn.execute("SELECT coalesce(max(id), 0) FROM cocalcproxy_invalidations").fetchone()[0]
         self.conn, self.identity = conn, identity
-        self.on_reset()
+        self.on_hearing(True)
 
     def _close(self) -> None:
         conn, self.conn = self.conn, None

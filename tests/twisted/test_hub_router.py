@@ -67,11 +67,13 @@ class FakeStore:
             d.callback(value)
 
 
-def make_router(**kw):
+def make_router(listening: bool = True, **kw):
     clock = Clock()
     clock.advance(1000)
     store = FakeStore()
     router = HubRouter(HubRouting(b"/", CookieNames.for_base("/")), store, clock, secret=b"s3", **kw)
+    if listening:
+        router.hearing(True)  # the change listener is up, as in a running hub
     return router, store, clock
 
 
@@ -245,3 +247,30 @@ def test_last_active_at_most_once_a_minute_per_project():
     clock.advance(31)
     result(router.route(req()))
     assert store.touched == [PID, PID]
+
+
+def test_while_changes_cannot_be_heard_nothing_is_cached_beyond_a_second():
+    """Before the listener connects, and whenever it is lost (the database
+    restarting), a revocation would never reach the cache: answers are kept for
+    a second at most, then asked again."""
+    router, store, clock = make_router(listening=False, allow_ttl=60, placement_ttl=60)
+    assert type(result(router.route(req()))) is Forward
+    n = len(store.calls)
+    clock.advance(0.5)
+    assert type(result(router.route(req()))) is Forward
+    assert len(store.calls) == n  # within the second: cached
+    store.users = {}  # removed from the project; no notification will come
+    clock.advance(0.6)
+    assert result(router.route(req())).status == 403
+
+    router.hearing(True)  # the listener is back: everything is forgotten, long TTLs again
+    store.users = {ACC: {"group": "owner"}}
+    assert type(result(router.route(req()))) is Forward
+    n = len(store.calls)
+    clock.advance(30)
+    assert type(result(router.route(req()))) is Forward
+    assert len(store.calls) == n
+
+    router.hearing(False)  # lost again: forgotten at once, short TTLs
+    assert type(result(router.route(req()))) is Forward
+    assert len(store.calls) > n

@@ -86,9 +86,9 @@ def make_service(config: HubConfig, reactor):
                        allow_ttl=config.auth_cache_ttl, deny_ttl=config.auth_deny_ttl,
                        placement_ttl=config.placement_ttl, tls_for=tls_for)
     if database.postgres:
-        listener = PostgresListener(database, reactor, router.invalidate, router.reset)
+        listener = PostgresListener(database, reactor, router.invalidate, router.hearing)
     else:
-        listener = SqlitePoller(database.path, reactor, router.invalidate, router.reset)
+        listener = SqlitePoller(database.path, reactor, router.invalidate, router.hearing)
     services = RoleServices(reactor, config.common)
     DatabaseService(pool, listener).setServiceParent(services.top)
     services.listen(router.route)

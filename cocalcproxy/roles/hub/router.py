@@ -7,7 +7,9 @@ refused ones for ``--auth-deny-ttl``, placements for ``--placement-ttl`` — so 
 steady stream of requests makes no database query at all; a burst of misses
 for one key makes one query (``registry/cache.py``).  The database's change
 log (``registry/invalidation.py``) empties the affected entries at once, on
-every hub.  A hit answers synchronously; a miss returns a Deferred (the front
+every hub; while the listener is not running (before it first connects, while
+the database is down or back but not yet listened to) nothing is kept for more
+than a second, since no change would reach the cache.  A hit answers synchronously; a miss returns a Deferred (the front
 holds the client meanwhile).  A successful check sets ``projects.last_active``
 at most once a minute per project.
 """
@@ -26,6 +28,7 @@ from ...routing.hub import DATABASE_DOWN, HubRequest, HubRouting, parse_hub_requ
 log = Logger()
 
 LAST_ACTIVE_EVERY = 60.0
+UNHEARD_TTL = 1.0  # seconds an answer is kept while changes cannot be heard ("within a second")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class HubRouter:
         self.decisions = TTLCache(clock)
         self.placements = TTLCache(clock)
         self.touched: dict[str, float] = {}
+        self.listening = False  # the change listener runs: cached answers are dropped when they change
 
     # ----------------------------------------------------------- routing
     def route(self, req):
@@ -99,7 +103,7 @@ class HubRouter:
             decision = decide(answer.facts, project)
             if decision.allowed and self.placements.epoch == epoch:
                 # the same query found the placement: one round trip for both
-                self.placements.put(project, answer.placement, self.placement_ttl, ("project:" + project,))
+                self.placements.put(project, answer.placement, self._ttl(self.placement_ttl), ("project:" + project,))
             if decision.allowed:
                 ttl = self.allow_ttl
                 if answer.expires is not None:  # never beyond the credential's own expiry
@@ -109,12 +113,16 @@ class HubRouter:
             tags = ["credential:" + hub.credential.hash, "project:" + project]
             if decision.account_id:
                 tags.append("account:" + decision.account_id)
-            return Cached(decision, ttl, tuple(tags))
+            return Cached(decision, self._ttl(ttl), tuple(tags))
 
         return d.addCallback(decided)
 
     def _keep_placement(self, project: str):
-        return lambda placement: (self.placement_ttl, ("project:" + project,))
+        return lambda placement: (self._ttl(self.placement_ttl), ("project:" + project,))
+
+    def _ttl(self, ttl: float) -> float:
+        """How long an answer may be kept: while no change can reach us, a second at most."""
+        return ttl if self.listening else min(ttl, UNHEARD_TTL)
 
     def _database_failed(self, failure):
         if is_database_error(failure):
@@ -148,6 +156,12 @@ class HubRouter:
             self.placements.clear()
         else:
             self.reset()
+
+    def hearing(self, listening: bool) -> None:
+        """The change listener started (changes may have been missed) or stopped
+        (none will reach us): forget everything either way."""
+        self.listening = listening
+        self.reset()
 
     def reset(self) -> None:
         """Changes may have been missed: forget everything."""
