@@ -19,6 +19,8 @@ import uuid
 from .auth.credentials import CookieNames, secret_hash
 from .registry.database import DEFAULT_URL, Database, DatabaseURLError
 from .registry.hub_schema import create_schema
+from .roles.common import OptionError, base_url
+from .roles.hub.options import cookie_name
 from .routing.hub import parse_host_url
 
 GROUPS = ("owner", "collaborator", "viewer")
@@ -33,9 +35,20 @@ def _days(text: str) -> float:
         days = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
-    if not days > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 days, got {text!r}")
+    if not 0 < days < 1e6:  # finite: a date must come out of it
+        raise argparse.ArgumentTypeError(f"must be more than 0 and fewer than a million days, got {text!r}")
     return days
+
+
+def _checked(check):
+    """An argparse type from one of the roles' option checks (the same rule as the hubs')."""
+    def convert(text: str) -> str:
+        try:
+            return check(text)
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = check.__name__
+    return convert
 
 
 def _uuid(text: str) -> str:
@@ -214,9 +227,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("account_id", type=_uuid)
     c = sub.add_parser("new-session", help="a session cookie value for ACCOUNT_ID (printed once)")
     c.add_argument("account_id", type=_uuid)
-    c.add_argument("--days", type=_days, default=30.0)
-    c.add_argument("--base-url", default="/", help="the hubs' --base-url, to print the cookie's name")
-    c.add_argument("--cookie-name", default="remember_me", help="the hubs' --cookie-name, to print the cookie's name")
+    c.add_argument("--days", type=_days, default=30.0, help="expires after this many days (default: 30)")
+    c.add_argument("--base-url", type=_checked(base_url), default="/",
+                   help="the hubs' --base-url, to print the cookie's name")
+    c.add_argument("--cookie-name", type=_checked(cookie_name), default="remember_me",
+                   help="the hubs' --cookie-name, to print the cookie's name")
     c = sub.add_parser("new-api-key", help="an API key for ACCOUNT_ID (printed once)")
     c.add_argument("account_id", type=_uuid)
     c.add_argument("--project", type=_uuid, metavar="PROJECT_ID", help="valid for this project only")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
-from twisted.internet.ssl import (Certificate, CertificateOptions, PrivateCertificate, TLSVersion, optionsForClientTLS,
+from twisted.internet.ssl import (Certificate, CertificateOptions, TLSVersion, optionsForClientTLS,
                                   platformTrust, trustRootFromCertificates)
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from zope.interface import implementer
@@ -110,24 +110,24 @@ class ReloadableServerTLS:
         return SSL.Connection(self.options.getContext(), None)
 
 
-def client_certificate(cert_path: str, key_path: str) -> PrivateCertificate:
-    """The hub's own certificate for hosts that ask for one (``--client-ca`` on a host)."""
+def client_certificate(cert_path: str, key_path: str) -> dict:
+    """The hub's own certificate for hosts that ask for one (``--client-ca`` on a
+    host): key, leaf and any intermediates in the file, all sent, as for
+    ``--https-cert`` (a host that trusts only the root still verifies it)."""
     key = load_key(key_path, "--host-client-key")
     certs = load_certificates(cert_path, "--host-client-cert")
     if _public(certs[0].public_key()) != _public(key.public_key()):
         raise TLSFileError(f"--host-client-key {key_path} does not match --host-client-cert {cert_path}")
-    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[:1])
-    pem += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-    return PrivateCertificate.loadPEM(pem)
+    return {"privateKey": key, "certificate": certs[0], "extraCertChain": certs[1:] or None}
 
 
-def client_creator(hostname: str, ca_path: str | None = None, certificate: PrivateCertificate | None = None):
+def client_creator(hostname: str, ca_path: str | None = None, certificate: dict | None = None):
     """Options for connecting to a host over TLS, verified by service-identity
-    against ``ca_path`` (or the system trust store); ``certificate`` is shown to
-    hosts that require one."""
+    against ``ca_path`` (or the system trust store); ``certificate`` (from
+    ``client_certificate``) is shown to hosts that require one."""
     root = trust_root(ca_path, "--host-ca") if ca_path else platformTrust()
-    return optionsForClientTLS(hostname, trustRoot=root, clientCertificate=certificate, acceptableProtocols=ALPN)
+    return optionsForClientTLS(hostname, trustRoot=root, acceptableProtocols=ALPN,
+                               extraCertificateOptions=dict(certificate) if certificate else None)
 
 
 __all__ = ["ReloadableServerTLS", "TLSFileError", "client_certificate", "client_creator", "server_options",

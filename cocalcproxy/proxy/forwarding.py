@@ -279,7 +279,8 @@ class Forwarding:
             self._connect(backend.key)
             return
         if not backend.received and backend.tls_failed(reason):
-            log.warn("TLS to {key} failed: {reason}", key=backend.key[:2], reason=reason.getErrorMessage())
+            log.warn("TLS to {host}:{port} failed: {reason}", host=backend.key[0], port=backend.key[1],
+                     reason=reason.getErrorMessage())
             self._response_failed(502, "TLS with the backend failed: a certificate was not verified or "
                                        "not accepted.")
             return

@@ -88,12 +88,15 @@ class Database:
         from twisted.enterprise import adbapi
 
         if self.postgres:
-            return adbapi.ConnectionPool("psycopg", self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                                         application_name="cocalcproxy hub", cp_reactor=reactor, cp_reconnect=True, cp_noisy=False, cp_min=1,
-                                         cp_max=max_connections)
-        return adbapi.ConnectionPool("sqlite3", self.path, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False,
-                                     isolation_level=None, cp_reactor=reactor, cp_reconnect=True, cp_noisy=False,
-                                     cp_min=1, cp_max=1, cp_openfun=_sqlite_open)
+            pool = adbapi.ConnectionPool("psycopg", self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                         application_name="cocalcproxy hub", cp_reactor=reactor, cp_reconnect=True,
+                                         cp_noisy=False, cp_min=1, cp_max=max_connections)
+        else:
+            pool = adbapi.ConnectionPool("sqlite3", self.path, timeout=SQLITE_BUSY_TIMEOUT, check_same_thread=False,
+                                         isolation_level=None, cp_reactor=reactor, cp_reconnect=True, cp_noisy=False,
+                                         cp_min=1, cp_max=1, cp_openfun=_sqlite_open)
+        pool.connectionFactory = _quiet_connection_factory()
+        return pool
 
     def connection_ok(self, conn) -> bool:
         """Is this connection (from ``connect``) still usable?"""
@@ -158,6 +161,37 @@ def is_database_error(failure) -> bool:
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
     return bool(failure.check(psycopg.Error))
+
+
+def _quiet_connection_factory():
+    """adbapi's connection wrapper, except that finding a connection the server
+    closed is one warning line, not the stock "Rollback failed" traceback (seen
+    at every PostgreSQL restart).  Relies on ``Connection``'s ``_pool`` and
+    ``_connection``: where a Twisted release lacks them, the stock rollback runs."""
+    from twisted.enterprise import adbapi
+    from twisted.logger import Logger
+
+    log = Logger(namespace=__name__)
+
+    class QuietConnection(adbapi.Connection):
+        def rollback(self):
+            pool, conn = getattr(self, "_pool", None), getattr(self, "_connection", None)
+            if pool is None or conn is None or not pool.reconnect:
+                return super().rollback()
+            try:
+                conn.rollback()
+                cursor = conn.cursor()
+                cursor.execute(pool.good_sql)
+                cursor.close()
+                conn.commit()
+                return None
+            except Exception as e:  # noqa: BLE001 - whatever the driver raises, the connection is gone
+                log.warn("database connection lost ({error}); the next query opens a new one",
+                         error=(str(e).strip().splitlines() or [type(e).__name__])[0][:200])
+            pool.disconnect(conn)
+            raise adbapi.ConnectionLost()
+
+    return QuietConnection
 
 
 __all__ = ["DEFAULT_URL", "Database", "DatabaseURLError", "is_database_error"]

@@ -26,8 +26,10 @@ class Answer:
     placement: str | None  # the project's host URL, None when not placed
 
 
-#: Attempts per query while pooled connections turn out dead (one per pooled connection).
-RETRIES = 5
+#: Attempts per query while pooled connections turn out dead: one per pooled
+#: connection and one more (``cp_max`` + 1; 5 for the default pool of 4).
+def attempts(pool) -> int:
+    return getattr(pool, "max", 4) + 1
 
 
 class HubStore:
@@ -50,10 +52,12 @@ class HubStore:
     def placement(self, project_id: str):
         return self._run(self._placement, project_id)
 
-    def _run(self, interaction, *args, tries: int = RETRIES):
+    def _run(self, interaction, *args, tries: int | None = None):
         """One interaction; again (up to ``tries`` times) while the pool finds its
         connections dead (the database restarted): each such failure makes the
         pool drop that connection and open a new one, so a request need not fail."""
+        if tries is None:
+            tries = attempts(self.pool)
         self.queries += 1
         d = self.pool.runInteraction(interaction, *args)
         if tries > 1:

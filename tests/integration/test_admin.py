@@ -81,9 +81,12 @@ def test_every_command(url):
     (("place", PID, "nosuchhost"), "no such host: nosuchhost"),
     (("remove-host", "nosuchhost"), "no such host: nosuchhost"),
     (("stop", "00000000-0000-4000-8000-000000000000"), "no such project"),
-    (("new-session", PID, "--days", "0"), "must be more than 0 days"),
-    (("new-session", PID, "--days", "-1"), "must be more than 0 days"),
-    (("new-api-key", PID, "--days", "0"), "must be more than 0 days"),
+    (("new-session", PID, "--days", "0"), "must be more than 0 and fewer than a million days"),
+    (("new-session", PID, "--days", "-1"), "must be more than 0 and fewer than a million days"),
+    (("new-session", PID, "--days", "inf"), "must be more than 0 and fewer than a million days"),
+    (("new-api-key", PID, "--days", "0"), "must be more than 0 and fewer than a million days"),
+    (("new-session", PID, "--cookie-name", "a;b"), "--cookie-name: not a cookie name"),
+    (("new-session", PID, "--base-url", "/a?b"), "--base-url: must be a plain path"),
     (("add-host", "h", "ftp://x"), "not a host URL"),
     (("add-project", "not-a-uuid"), "not a UUID"),
 ])
@@ -91,6 +94,14 @@ def test_refused_commands_say_why_in_one_line(url, args, message):
     admin(url, "init")
     r = admin(url, *args)
     assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_printed_cookie_name_follows_the_hubs_rule(url):
+    """``--base-url foo`` is the hubs' ``/foo/``: the cookie is ``%2Ffooremember_me``."""
+    admin(url, "init")
+    owner = admin(url, "add-account").stdout.strip()
+    r = admin(url, "new-session", owner, "--base-url", "foo", "--cookie-name", "sid")
+    assert r.returncode == 0 and "(the cookie's name: %2Ffoosid)" in r.stderr
 
 
 def test_a_missing_sqlite_file_is_named(tmp_path):

@@ -340,6 +340,12 @@ def test_https_hosts_verified_and_mutual_tls_between_hub_and_host(tmp_path, app)
         good = c.start_hub("--host-ca", hosts_pki.ca, "--host-client-cert", client.cert, "--host-client-key", client.key)
         r = c.https("GET", path, cookie=c.cookie(), hub=good)
         assert r.status == 200 and r.json()["path"] == "/headers"
+        # a certificate from an intermediate CA, the host trusting only the root: the hub sends the chain
+        chained = hosts_pki.intermediate_client("hub")
+        via_intermediate = c.start_hub("--host-ca", hosts_pki.ca, "--host-client-cert", chained.cert,
+                                       "--host-client-key", chained.key)
+        r = c.https("GET", path, cookie=c.cookie(), hub=via_intermediate)
+        assert r.status == 200, (r.status, r.body[:200], via_intermediate.log_text()[-1500:])
         no_cert = c.start_hub("--host-ca", hosts_pki.ca)
         r = c.https("GET", path, cookie=c.cookie(), hub=no_cert)
         assert r.status == 502 and b"TLS with the backend failed" in r.body

@@ -88,6 +88,16 @@ class TestPKI:
         """A server certificate signed by an intermediate CA; the file holds the
         leaf and the intermediate (a client trusting only the root verifies it
         only if the server sends the chain)."""
+        return self._intermediate("chained", "localhost", [x509.DNSName("localhost"),
+                                                          x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+
+    def intermediate_client(self, cn: str = "hub") -> Pair:
+        """A client certificate signed by an intermediate CA, the file holding
+        leaf and intermediate (a server trusting only the root verifies it only
+        if the client sends the chain)."""
+        return self._intermediate("client-chained", cn, [], ExtendedKeyUsageOID.CLIENT_AUTH)
+
+    def _intermediate(self, stem: str, cn: str, sans: list, usage=None) -> Pair:
         now = datetime.datetime.now(datetime.timezone.utc)
         ikey = ec.generate_private_key(ec.SECP256R1())
         inter = (
@@ -98,15 +108,16 @@ class TestPKI:
             .sign(self.ca_key, hashes.SHA256())
         )
         key = ec.generate_private_key(ec.SECP256R1())
-        leaf = (
-            x509.CertificateBuilder().subject_name(_name("localhost")).issuer_name(inter.subject)
+        builder = (
+            x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(inter.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .sign(ikey, hashes.SHA256())
         )
-        return self._write("chained", key, [leaf, inter])
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
+        if usage is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        return self._write(stem, key, [builder.sign(ikey, hashes.SHA256()), inter])
 
     def client(self, cn: str = "hub") -> Pair:
         key, cert = self._issue(cn, [], client=True)
