@@ -13,10 +13,12 @@ UUID, JSONB, TEXT[] and TIMESTAMPTZ values, SQLite TEXT and integer seconds;
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import sqlite3
+import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -164,9 +166,11 @@ def is_database_error(failure) -> bool:
 
 
 def _quiet_connection_factory():
-    """adbapi's connection wrapper, except that finding a connection the server
-    closed is one warning line, not the stock "Rollback failed" traceback (seen
-    at every PostgreSQL restart).  Relies on ``Connection``'s ``_pool`` and
+    """adbapi's connection wrapper, with two changes for a connection the server
+    closed (every PostgreSQL restart): one warning line instead of the stock
+    "Rollback failed" traceback, and the query's own error is marked so that
+    ``connection_was_lost`` sees it (adbapi re-raises that error, never its
+    ``ConnectionLost``).  Relies on ``Connection``'s ``_pool`` and
     ``_connection``: where a Twisted release lacks them, the stock rollback runs."""
     from twisted.enterprise import adbapi
     from twisted.logger import Logger
@@ -189,9 +193,20 @@ def _quiet_connection_factory():
                 log.warn("database connection lost ({error}); the next query opens a new one",
                          error=(str(e).strip().splitlines() or [type(e).__name__])[0][:200])
             pool.disconnect(conn)
-            raise adbapi.ConnectionLost()
+            failed = sys.exc_info()[1]  # the query's error, which adbapi raises again after this
+            if failed is not None:
+                with contextlib.suppress(AttributeError, TypeError):
+                    failed.cocalcproxy_connection_lost = True
+            return None
 
     return QuietConnection
 
 
-__all__ = ["DEFAULT_URL", "Database", "DatabaseURLError", "is_database_error"]
+def connection_was_lost(failure) -> bool:
+    """Did this query fail because its pooled connection was dead (so another
+    attempt, on a new connection, may succeed)?"""
+    from twisted.enterprise.adbapi import ConnectionLost
+
+    return bool(failure.check(ConnectionLost)) or getattr(failure.value, "cocalcproxy_connection_lost", False)
+
+__all__ = ["DEFAULT_URL", "Database", "DatabaseURLError", "connection_was_lost", "is_database_error"]

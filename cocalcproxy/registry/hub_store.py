@@ -13,10 +13,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from twisted.enterprise.adbapi import ConnectionLost
-
 from ..auth.credentials import SESSION, Credential
 from ..auth.policy import Facts
+from .database import connection_was_lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,8 @@ class HubStore:
         d = self.pool.runInteraction(interaction, *args)
         if tries > 1:
             def again(failure):
-                failure.trap(ConnectionLost)
+                if not connection_was_lost(failure):
+                    return failure
                 return self._run(interaction, *args, tries=tries - 1)
 
             d.addErrback(again)

@@ -203,3 +203,23 @@ def test_collaborator_removed_right_after_a_restart_is_refused_within_a_second(c
     assert wait_until(lambda: statuses(chain, path, cookie) == (403, 403), 1.0, 0.05), (
         f"the removed collaborator was still let in 1 s after the removal (the database had been back "
         f"for {removed - down_at - 5.0:.1f} s)")
+
+
+def test_pooled_connections_that_died_with_the_server_cost_no_request_a_503(chain, pg, app):
+    """After a quick restart every pooled connection is dead, but a request
+    needing the database is answered, not refused: the query is sent again on
+    a new connection (``--db-connections`` + 1 attempts) instead of answering
+    503 for each dead connection it meets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = chain.backend_url_path(app.port)
+    with ThreadPoolExecutor(8) as pool:  # concurrent cache misses open several pooled connections
+        warm = list(pool.map(lambda c: statuses(chain, path, c), [collaborator(chain)[1] for _ in range(16)]))
+    assert set(warm) == {(200, 200)}
+    stop_database(chain, pg)
+    start_database(chain, pg)
+    fresh = [collaborator(chain)[1] for _ in range(6)]  # new credentials: every request is a cache miss
+    assert [statuses(chain, path, c) for c in fresh] == [(200, 200)] * 6
+    for hub in (chain.hub, chain.hub2):
+        assert "database connection lost" in hub.log_text()
+        assert not unexpected_tracebacks(hub.log_text()), unexpected_tracebacks(hub.log_text())[:3]
