@@ -209,4 +209,5 @@ def connection_was_lost(failure) -> bool:
 
     return bool(failure.check(ConnectionLost)) or getattr(failure.value, "cocalcproxy_connection_lost", False)
 
+
 __all__ = ["DEFAULT_URL", "Database", "DatabaseURLError", "connection_was_lost", "is_database_error"]

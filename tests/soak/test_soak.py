@@ -10,7 +10,7 @@ target is a TCP echo; the apps are in threads of this process.  Paths:
                                          └─► WebSocket echo   (server/<echo>/)
                                          └─► bridge ─► TCP echo (server/<bridge>/: bridged TCP)
 
-For ``COCALCPROXY_SOAK_SECONDS`` (default 300) ``COCALCPROXY_SOAK_WORKERS``
+For ``COCALCPROXY_SOAK_SECONDS`` (default 240: four minutes in CI) ``COCALCPROXY_SOAK_WORKERS``
 threads (default 4) make a random mix of keep-alive GETs, uploads, downloads,
 WebSocket sessions, bridged TCP sessions and requests the hub must refuse,
 while a revoker takes one user's access away and gives it back again and
@@ -48,7 +48,7 @@ from .ws import EchoServer
 pytestmark = pytest.mark.skipif(not postgres.available() and not os.environ.get("CI"),
                                 reason="PostgreSQL is not installed here; .ci/run installs it")
 
-SECONDS = float(os.environ.get("COCALCPROXY_SOAK_SECONDS", "300"))
+SECONDS = float(os.environ.get("COCALCPROXY_SOAK_SECONDS", "240"))
 WORKERS = int(os.environ.get("COCALCPROXY_SOAK_WORKERS", "4"))
 SEED = int(os.environ.get("COCALCPROXY_SOAK_SEED", "20261"))
 SAMPLE_EVERY = 2.0
@@ -58,9 +58,9 @@ WARM_UP = 0.2  # the first 20 % of the run: caches, pools, allocator arenas and 
 #: ~35–45 MiB interpreter; two samples under the same load differ by the buffers of the transfers
 #: in flight at that instant (4 workers: at most a few MiB) plus allocator noise — measured: at most
 #: 1 MiB.  20 MiB leaves room for that and still fails for a real leak: after the warm-up the 300 s run
-#: makes ~32 000 HTTP requests and ~1 200 WebSocket sessions, so keeping one kilobyte per request (a
-#: header dict, a closed connection object) is ~32 MiB, keeping a 64 KiB buffer per WebSocket session
-#: ~75 MiB, and a leaked body buffer per upload or download (1–8 MiB each) goes over it within seconds.
+#: makes ~32 000 HTTP requests and ~1 200 WebSocket sessions (the 240 s default ~25 000 and ~950), so
+#: keeping one kilobyte per request (a header dict, a closed connection object) is ~25–32 MiB,
+#: keeping a 64 KiB buffer per WebSocket session ~60–75 MiB, and a leaked body buffer per upload or download (1–8 MiB each) goes over it within seconds.
 RSS_GROWTH = 20 * 1024  # KiB
 #: After the traffic: the hub's and the host's idle pooled backend connections expire after 60 s
 #: (``limits.POOL_IDLE_TIMEOUT``), swept within a second; then everything must be back.
