@@ -28,13 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.support.chain import PROJECT, Chain  # noqa: E402
-from tests.support.procs import ProxyProcess, free_port  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from tests.support.procs import ProxyProcess, cpu_seconds, free_port  # noqa: E402
 
 
 def wrk(url: str, seconds: int, headers: list[str]) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import postgres
+from tests.support.app_backend import AppBackend
 from tests.support.backends import RecordingBackend
 from tests.support.procs import ProxyProcess
 
@@ -15,6 +17,22 @@ def backend():
     b = RecordingBackend()
     yield b
     b.close()
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The test app (echoes requests, serves bodies), shared by a module's tests."""
+    a = AppBackend()
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """A throwaway PostgreSQL server (initdb/pg_ctl in a temp dir), shared by a module's tests."""
+    server = postgres.PostgresServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")

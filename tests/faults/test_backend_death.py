@@ -18,7 +18,6 @@ import time
 import pytest
 
 from tests.faults.helpers import DyingBackend, plain_client, read_until_closed, second_request_answer, tls_client
-from tests.support.app_backend import AppBackend
 from tests.support.chain import Chain
 from tests.support.procs import ProxyProcess
 from tests.support.wire import http_get
@@ -26,13 +25,6 @@ from tests.support.wire import http_get
 FRAMINGS = ["length", "head", "chunked"]
 DEATHS = ["fin", "reset"]
 CLOSE_WITHIN = 3.0  # seconds after the backend died (it pauses 0.3 s first)
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
 
 
 @pytest.fixture(scope="module")

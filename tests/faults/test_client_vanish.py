@@ -19,7 +19,6 @@ from tests.support.chain import Chain
 from tests.support.procs import ProxyProcess
 from tests.support.sinks import StreamTarget
 from tests.support.waiting import wait_until
-from tests.support.wire import http_get
 
 MiB = 1 << 20
 WITHIN = 1.0  # the brief: the backend sees the end within a second

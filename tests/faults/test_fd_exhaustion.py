@@ -16,23 +16,15 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
 
-from tests.faults.helpers import LimitedProxy, cpu_seconds, unexpected_tracebacks
+from tests.faults.helpers import LimitedProxy, unexpected_tracebacks
 from tests.support.app_backend import AppBackend
-from tests.support.procs import ProxyProcess
+from tests.support.procs import ProxyProcess, cpu_seconds
 from tests.support.waiting import wait_until
 from tests.support.wire import Wire, http_get, parse_first_response
 
 CPU_PER_SECOND = 0.5  # the brief: well under this when idle at the limit
 SAMPLE = 2.0
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
 
 
 def open_many(port: int, n: int) -> list[Wire]:

@@ -15,7 +15,6 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from tests.faults.helpers import read_until_closed, tls_client
-from tests.support.app_backend import AppBackend
 from tests.support.chain import Chain
 from tests.support.procs import ProxyProcess
 from tests.support.waiting import wait_until
@@ -23,13 +22,6 @@ from tests.support.wire import http_get
 from tests.support.wsecho import WebSocketEchoServer
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import pytest
 
 from tests.faults.helpers import unexpected_tracebacks
 from tests.support import postgres
-from tests.support.app_backend import AppBackend
 from tests.support.chain import PROJECT, Chain
 from tests.support.waiting import wait_until
 
@@ -32,20 +31,6 @@ pytestmark = pytest.mark.skipif(not postgres.available() and not os.environ.get(
 THREADS = 4
 REQUEST_TIMEOUT = 10.0
 OUTAGE = 4.0  # seconds the database stays down under the load
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = postgres.PostgresServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,6 @@ CONFIG_OK = "SIGHUP: config reloaded"
 
 
 @pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
-
-
-@pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     return TestPKI(tmp_path_factory.mktemp("pki"))
 

@@ -14,27 +14,19 @@ import base64
 import hashlib
 import json
 import ssl
-import time
 import uuid
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from tests.support.app_backend import AppBackend, big_pattern_sha
+from tests.support.app_backend import big_pattern_sha
 from tests.support.chain import PROJECT, Chain
 from tests.support.memory import RssSampler
 from tests.support.waiting import wait_until
 from tests.support.wsecho import WebSocketEchoServer
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
 
 
 @pytest.fixture(scope="module")

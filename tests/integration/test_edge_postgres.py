@@ -11,25 +11,10 @@ import uuid
 import pytest
 
 from tests.support import postgres
-from tests.support.app_backend import AppBackend
 from tests.support.chain import PROJECT, Chain, host_registry
 
 pytestmark = pytest.mark.skipif(not postgres.available() and not __import__("os").environ.get("CI"),
                                 reason="PostgreSQL is not installed here; .ci/run installs it")
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = postgres.PostgresServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import time
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from tests.support.app_backend import AppBackend
 from tests.support.certs import TestPKI
 from tests.support.chain import host_registry
 from tests.support.procs import ProxyProcess, run_twistd
@@ -25,13 +24,6 @@ from tests.support.wsecho import WebSocketEchoServer
 PID = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 PID2 = "aaaaaaaa-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 SECRET = "the-hub-secret"
-
-
-@pytest.fixture(scope="module")
-def app():
-    a = AppBackend()
-    yield a
-    a.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ to the idle baseline" compares every other descriptor exactly.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 
 from tests.support.leaks import remote_ports
+from tests.support.procs import fd_count, rss_kib
 
 
 @dataclass
@@ -28,18 +28,6 @@ class Sample:
     t: float  # seconds since traffic started
     rss_kib: int
     fds: int
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 @dataclass

@@ -83,13 +83,6 @@ KIND_WHAT = {
 
 
 @pytest.fixture(scope="module")
-def pg():
-    server = postgres.PostgresServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def app():
     a = SoakApp()
     yield a

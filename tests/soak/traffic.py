@@ -41,7 +41,6 @@ import http.client
 import json
 import random
 import secrets
-import ssl
 import threading
 import time
 import traceback

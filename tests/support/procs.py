@@ -84,6 +84,27 @@ def child_env(extra: dict | None = None) -> dict:
     return env
 
 
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` in KiB (``VmRSS``)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def fd_count(pid: int) -> int:
+    """Open descriptors of ``pid``."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ProxyProcess:
     """``twistd -n cocalcproxy <role> --listen tcp:PORT:interface=127.0.0.1 …`` as a child."""
 
@@ -116,14 +137,10 @@ class ProxyProcess:
         return Path(self.logfile.name).read_text(errors="replace")
 
     def rss_kib(self) -> int:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        return rss_kib(self.pid)
 
     def fd_count(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        return fd_count(self.pid)
 
     def tcp_connections(self) -> int:
         """Established TCP sockets the proxy holds (from /proc/<pid>/fd + /proc/net/tcp*)."""
