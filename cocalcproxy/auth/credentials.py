@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from ..http1.cookies import cookie_values
@@ -32,15 +32,16 @@ API_KEY = "api_key"
 class CookieNames:
     session: bytes
     api_key: bytes
+    #: both names, for the header policy: made once, not per request
+    both: frozenset[bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "both", frozenset((self.session, self.api_key)))
 
     @classmethod
     def for_base(cls, base_url: str, cookie_name: str = "remember_me") -> "CookieNames":
         prefix = "" if base_url == "/" else quote(base_url.rstrip("/"), safe="")
         return cls((prefix + cookie_name).encode("latin-1"), (prefix + "api_key").encode("latin-1"))
-
-    @property
-    def both(self) -> frozenset[bytes]:
-        return frozenset((self.session, self.api_key))
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path
     header (one left empty is dropped): credentials that must not reach a backend.
     """
     extra_drop = _dropped_names(req.connection_tokens)
+    overridden = _overridden_names(set_headers) if set_headers else None
     upgrade = req.upgrade
     trusted = peer.trusted
     lines = []
@@ -70,7 +71,8 @@ def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path
             if upgrade and lname == b"upgrade":
                 append(raw)
             continue
-        if (extra_drop is not None and lname in extra_drop) or (strip and lname in strip):
+        if ((extra_drop is not None and lname in extra_drop) or (strip and lname in strip)
+                or (overridden is not None and lname in overridden)):
             continue
         if strip_cookies and lname == b"cookie":
             kept = without_cookies(value, strip_cookies)
@@ -84,14 +86,15 @@ def request_head_bytes(req: RequestHead, target: bytes, peer: Peer, context_path
                 xff_at = len(lines)
             seen_xf.add(lname)
         append(raw)
+    ours = len(lines)  # the client's lines end here; set_headers already left them out
     _forwarded_lines(lines, req, peer, xff_at, seen_xf)
     if context_path is not None:
         for name in _CONTEXT_HEADERS:
             append(name + b": " + context_path)
     if upgrade:
         append(b"Connection: upgrade")
-    if set_headers:
-        lines = _override(lines, set_headers)
+    if overridden is not None:
+        lines[ours:] = _override(lines[ours:], set_headers, overridden)
     return head_bytes(request_line(req.method, target, req.version), lines)
 
 
@@ -114,9 +117,12 @@ def _forwarded_lines(lines: list[bytes], req: RequestHead, peer: Peer, xff_at: i
 _NOT_OVERRIDABLE = frozenset((b"content-length", b"transfer-encoding", b"connection", b"upgrade"))
 
 
-def _override(lines: list[bytes], headers: tuple[tuple[bytes, bytes], ...]) -> list[bytes]:
-    """``lines`` with each ``(name, value)`` replacing any same-named line."""
-    names = {n.lower() for n, _ in headers} - _NOT_OVERRIDABLE
+def _overridden_names(headers: tuple[tuple[bytes, bytes], ...]) -> frozenset[bytes]:
+    return frozenset(n.lower() for n, _ in headers) - _NOT_OVERRIDABLE
+
+
+def _override(lines: list[bytes], headers: tuple[tuple[bytes, bytes], ...], names: frozenset[bytes]) -> list[bytes]:
+    """``lines`` (the ones we added) with each ``(name, value)`` of ``names`` replacing any same-named line."""
     kept = [ln for ln in lines if ln.split(b":", 1)[0].strip().lower() not in names]
     return kept + [n + b": " + v for n, v in headers if n.lower() in names]
 

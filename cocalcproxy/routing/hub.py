@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..auth.credentials import CookieNames, Credential, find_credential, stripped
 from ..auth.policy import Decision
@@ -61,8 +62,10 @@ class HubRequest:
     credential: Credential | None
 
 
+@lru_cache(maxsize=4096)
 def parse_host_url(url: str | None) -> HostTarget | None:
-    """``scheme://host[:port]`` (no path, no userinfo), or None."""
+    """``scheme://host[:port]`` (no path, no userinfo), or None.  Cached: every
+    forwarded request parses its project's placement, and hosts are few."""
     if not url:
         return None
     scheme, sep, rest = url.partition("://")

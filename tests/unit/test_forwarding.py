@@ -240,6 +240,22 @@ def test_no_context_path_no_context_headers_from_us() -> None:
     assert not any(b"Context" in x or b"Prefix" in x for x in out)
 
 
+@pytest.mark.parametrize("peer", [TRUSTED, UNTRUSTED], ids=["trusted", "untrusted"])
+def test_set_headers_replace_the_clients_lines_and_ours_but_never_framing(peer: Peer) -> None:
+    req = parse_request_head(head(b"Host: h", b"X-User: client", b"x-user: again", b"Cookie: a=1", b"Accept: */*",
+                                  b"X-Forwarded-Host: spoofed", b"Content-Length: 3"))
+    out = lines_of(request_head_bytes(req, b"/t", peer, CTX, set_headers=(
+        (b"X-User", b"server"), (b"x-forwarded-host", b"fixed"), (b"X-Forwarded-Prefix", b"/p"),
+        (b"Cookie", b"b=2"), (b"Content-Length", b"99"))))
+    assert out[1:4] == [b"Host: h", b"Accept: */*", b"Content-Length: 3"]  # the client's others, in order
+    assert [x for x in out if x.lower().startswith(b"x-user")] == [b"X-User: server"]
+    assert [x for x in out if x.lower().startswith(b"x-forwarded-host")] == [b"x-forwarded-host: fixed"]
+    assert [x for x in out if x.lower().startswith(b"x-forwarded-prefix")] == [b"X-Forwarded-Prefix: /p"]
+    assert [x for x in out if x.lower().startswith(b"cookie")] == [b"Cookie: b=2"]
+    assert [x for x in out if x.lower().startswith(b"content-length")] == [b"Content-Length: 3"]
+    assert out[-4:] == [b"X-User: server", b"x-forwarded-host: fixed", b"X-Forwarded-Prefix: /p", b"Cookie: b=2"]
+
+
 # ------------------------------------------------------------------ responses
 
 
