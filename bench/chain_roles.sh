@@ -1,7 +1,8 @@
 #!/bin/bash
 # Start the roles of one chain configuration in the foreground (bench/chain.py's
 # candidates); every process is in this script's process group, so stopping
-# the group stops them all.
+# the group (the harness's killpg) stops them all, each signalled once — no
+# trap here, which would signal them again while they shut down.
 #   chain_roles.sh MODE PORT STATE_DIR TWISTD
 # MODE: project | host | hub | hubtls — the outermost role listens on PORT;
 # the inner ones on PORT+10 (project) and PORT+11 (host).
@@ -9,7 +10,6 @@ set -e
 mode=$1; port=$2; state=$3; twistd=$4
 pid=$(cat "$state/project_id")
 run="$twistd -n --pidfile= cocalcproxy"
-trap 'kill 0' TERM INT
 if [ "$mode" = project ]; then
   exec $run project --project-id "$pid" --no-entry-points --listen "tcp:$port:interface=127.0.0.1"
 fi
