@@ -23,6 +23,11 @@ def lines_of(out: bytes) -> list[bytes]:
     return out[:-4].split(b"\r\n")
 
 
+def lines_named(out: list[bytes], lname: bytes) -> list[bytes]:
+    """The lines of header ``lname`` (lower case), in order."""
+    return [x for x in out if x.lower().startswith(lname + b":")]
+
+
 def forward(head: bytes, peer: Peer = TRUSTED, target: bytes = b"/t", context: bytes | None = None) -> list[bytes]:
     return lines_of(request_head_bytes(parse_request_head(head), target, peer, context))
 
@@ -231,7 +236,7 @@ def test_context_path_headers_are_set() -> None:
 def test_client_context_headers_are_replaced_never_doubled(peer: Peer) -> None:
     out = forward(head(b"Host: h", *XF_HEADERS[4:7]), peer=peer, context=CTX)
     for name in (b"x-forwarded-context", b"x-proxycontextpath", b"x-forwarded-prefix"):
-        values = [x for x in out if x.lower().startswith(name + b":")]
+        values = lines_named(out, name)
         assert values == [values[0].split(b":")[0] + b": " + CTX], name
 
 
@@ -248,11 +253,11 @@ def test_set_headers_replace_the_clients_lines_and_ours_but_never_framing(peer: 
         (b"X-User", b"server"), (b"x-forwarded-host", b"fixed"), (b"X-Forwarded-Prefix", b"/p"),
         (b"Cookie", b"b=2"), (b"Content-Length", b"99"))))
     assert out[1:4] == [b"Host: h", b"Accept: */*", b"Content-Length: 3"]  # the client's others, in order
-    assert [x for x in out if x.lower().startswith(b"x-user")] == [b"X-User: server"]
-    assert [x for x in out if x.lower().startswith(b"x-forwarded-host")] == [b"x-forwarded-host: fixed"]
-    assert [x for x in out if x.lower().startswith(b"x-forwarded-prefix")] == [b"X-Forwarded-Prefix: /p"]
-    assert [x for x in out if x.lower().startswith(b"cookie")] == [b"Cookie: b=2"]
-    assert [x for x in out if x.lower().startswith(b"content-length")] == [b"Content-Length: 3"]
+    assert lines_named(out, b"x-user") == [b"X-User: server"]
+    assert lines_named(out, b"x-forwarded-host") == [b"x-forwarded-host: fixed"]
+    assert lines_named(out, b"x-forwarded-prefix") == [b"X-Forwarded-Prefix: /p"]
+    assert lines_named(out, b"cookie") == [b"Cookie: b=2"]
+    assert lines_named(out, b"content-length") == [b"Content-Length: 3"]
     assert out[-4:] == [b"X-User: server", b"x-forwarded-host: fixed", b"X-Forwarded-Prefix: /p", b"Cookie: b=2"]
 
 
